@@ -1,0 +1,165 @@
+"""Loopback peers for the end-to-end tests: an OpenAI-compatible server with fault modes, and a silent one.
+
+Each peer binds to 127.0.0.1 on a port the OS picks, runs in a thread of its own, and is stopped when
+its `with` block ends, so tests can run side by side and never touch another machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+# What the server can do instead of a clean `data: [DONE]` ending.
+FAULTS = ("cut", "hang")
+
+
+def delta(content: Any = None, **extra: Any) -> dict[str, Any]:
+    """One streamed chat.completion.chunk whose first choice carries `content` (and any other delta fields)."""
+    fields = {"content": content, **extra}
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": fields, "finish_reason": None}],
+    }
+
+
+def text_events(pieces: Sequence[str]) -> list[Any]:
+    """The events of an ordinary answer: one chunk per piece, then a chunk with only a finish reason."""
+    final = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": "test-model",
+             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    return [delta(piece) for piece in pieces] + [final]
+
+
+@dataclass
+class Server:
+    """What a test sets up (the reply) and reads back (the requests the server saw)."""
+
+    events: list[Any] = field(default_factory=lambda: text_events(["Hello", " there", "!"]))
+    delay: float = 0.0  # seconds between two events
+    fault: str | None = None  # None ends with [DONE]; "cut" drops the connection; "hang" goes silent
+    status: int = 200  # anything else answers the chat request with this status and `error_body`
+    error_body: Any = None  # a dict is sent as JSON, a str as plain text
+    models_status: int = 200
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    first_write: float | None = None  # time.monotonic() of the first write, for the benchmark
+
+
+SERVER = web.AppKey("server", Server)
+
+
+async def _models(request: web.Request) -> web.Response:
+    server: Server = request.app[SERVER]
+    if server.models_status != 200:
+        return web.json_response({"error": {"message": "not found"}}, status=server.models_status)
+    return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    server: Server = request.app[SERVER]
+    server.requests.append({"headers": dict(request.headers), "json": await request.json()})
+    if server.status != 200:
+        if isinstance(server.error_body, str):
+            return web.Response(status=server.status, text=server.error_body)
+        return web.json_response(server.error_body, status=server.status)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    try:
+        await _stream(server, request, response)
+    except ConnectionResetError:  # the client went away (a signal, a timeout): not the server's fault
+        pass
+    return response
+
+
+async def _stream(server: Server, request: web.Request, response: web.StreamResponse) -> None:
+    for event in server.events:
+        line = event if isinstance(event, str) else json.dumps(event)
+        await response.write(f"data: {line}\n\n".encode())
+        if server.first_write is None:
+            server.first_write = time.monotonic()
+        if server.delay:
+            await asyncio.sleep(server.delay)
+    if server.fault == "cut":
+        await asyncio.sleep(0.2)  # let the client read what was sent, as on a real network
+        assert request.transport is not None
+        request.transport.close()  # no [DONE] and no end of the chunked body: a broken stream
+        return
+    if server.fault == "hang":
+        await asyncio.sleep(3600)  # cancelled when the server stops
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+
+
+async def _stop(runner: web.AppRunner) -> None:
+    """Close the server, then end the requests it still holds (a "hang" would otherwise outlive it)."""
+    await runner.cleanup()
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def openai_server(**reply: Any) -> Iterator[Server]:
+    """Serve `GET /v1/models` and streaming `POST /v1/chat/completions` on 127.0.0.1 until the block ends."""
+    server = Server(**reply)
+    assert server.fault in (None, *FAULTS), server.fault
+    app = web.Application()
+    app[SERVER] = server
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/chat/completions", _chat)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, shutdown_timeout=0.1, handle_signals=False)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    server.url = f"http://127.0.0.1:{port}/v1"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(_stop(runner), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+@contextlib.contextmanager
+def silent_peer(lifetime: float = 60.0) -> Iterator[str]:
+    """Accept TCP connections on 127.0.0.1 and never answer; yield its `host:port`.
+
+    It holds what it accepts until the block ends, or until `lifetime` seconds pass, whichever is first.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        deadline = time.monotonic() + lifetime
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # the 0.05 s accept timeout is an OSError too
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1:%d" % listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for connection in held:
+            connection.close()
+        listener.close()

@@ -1,0 +1,92 @@
+"""The command line, run as a user runs it: `python messages_stream.py ...` in a process of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import error_lines, final_line, run_script
+from server import openai_server, text_events
+
+
+def test_help_lists_every_option_and_exits_0(isolated: Path) -> None:
+    result = run_script("--help", home=isolated)
+    assert result.returncode == 0
+    for option in ("PROMPT", "--model", "--provider", "--timeout", "--debug", "G4F_MODEL", "G4F_PROVIDER",
+                   "G4F_API_KEY"):
+        assert option.lower() in result.stdout.lower()
+
+
+def test_defaults_send_the_default_prompt_and_model(isolated: Path) -> None:
+    with openai_server() as server:
+        result = run_script("--provider", server.url, home=isolated)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello there!" + final_line("Hello there!")
+    assert server.requests[0]["json"]["model"] == "gpt-4"
+    assert server.requests[0]["json"]["messages"] == [{"role": "user", "content": "Say hello there!"}]
+    assert server.requests[0]["json"]["stream"] is True
+
+
+def test_model_provider_and_api_key_come_from_g4f_environment_variables(isolated: Path) -> None:
+    with openai_server() as server:
+        result = run_script(home=isolated, G4F_MODEL="env-model", G4F_PROVIDER=server.url, G4F_API_KEY="sk-env")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["json"]["model"] == "env-model"
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-env"
+
+
+def test_options_override_the_environment(isolated: Path) -> None:
+    with openai_server() as server:
+        result = run_script("--model", "option-model", "--provider", server.url, home=isolated,
+                            G4F_MODEL="env-model", G4F_PROVIDER="http://127.0.0.1:9/v1")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["json"]["model"] == "option-model"
+
+
+def test_a_dash_reads_a_multi_line_prompt_from_stdin(isolated: Path) -> None:
+    with openai_server() as server:
+        result = run_script("-", "--provider", server.url, home=isolated, input="line one\nline two\n")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["json"]["messages"][0]["content"] == "line one\nline two\n"
+
+
+def test_an_empty_or_blank_prompt_is_a_usage_error(isolated: Path) -> None:
+    for args, stdin in ((["", "--provider", "http://127.0.0.1:9/v1"], None), ([" \n\t"], None), (["-"], "  \n")):
+        result = run_script(*args, home=isolated, input=stdin)
+        assert result.returncode == 2, args
+        assert "the prompt is empty" in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_bad_option_or_timeout_is_a_usage_error(isolated: Path) -> None:
+    for args in (["--no-such-option"], ["--timeout", "0"], ["--timeout", "-1"], ["--timeout", "nan"],
+                 ["--timeout", "inf"], ["--timeout", "soon"]):
+        result = run_script(*args, home=isolated)
+        assert result.returncode == 2, args
+        assert "usage:" in result.stderr
+        assert result.stdout == ""
+
+
+def test_an_unknown_provider_name_is_named_with_how_to_list_the_valid_ones(isolated: Path) -> None:
+    result = run_script("--provider", "NoSuchProvider", home=isolated)
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        "error: unknown provider 'NoSuchProvider'; list the valid names with: "
+        'python -c "import g4f.Provider; print(*g4f.Provider.ProviderLoader.names)"']
+    assert result.stdout == final_line("")
+
+
+def test_debug_shows_the_traceback_and_g4f_logs_on_stderr_only(isolated: Path) -> None:
+    with openai_server(status=500, error_body={"error": {"message": "boom"}}) as server:
+        result = run_script("--provider", server.url, "--debug", home=isolated)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == f"error: {server.url} failed: Error 500: boom"
+    assert result.stdout == final_line("")
+
+
+def test_debug_sends_g4f_logs_to_stderr(isolated: Path) -> None:
+    with openai_server(events=text_events(["fine"])) as server:
+        result = run_script("--provider", "PollinationsAI", "--debug", "--timeout", "1", home=isolated,
+                            HTTPS_PROXY=f"http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    assert "Loading provider" in result.stderr
+    assert "Loading provider" not in result.stdout

@@ -1,0 +1,168 @@
+"""main() and the command line, with g4f's client replaced by a fake that streams chunks we choose.
+
+One test runs g4f's real AsyncClient with a tiny provider, to show that the fake's chunks have the
+shape of the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from g4f.providers.base_provider import AsyncGeneratorProvider
+from g4f.typing import AsyncResult, Messages
+
+import messages_stream
+from conftest import final_line
+
+
+def chunk(content: Any = None, choices: bool = True) -> SimpleNamespace:
+    """A stand-in for g4f's ChatCompletionChunk: `choices[0].delta.content`, or no choices at all."""
+    return SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=content))] if choices else [])
+
+
+class FakeClient:
+    """Records how AsyncClient and create() were called, and streams `chunks` (a callable is called)."""
+
+    calls: list[dict[str, Any]]
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.calls = []
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+
+    def __call__(self, **kwargs: Any) -> FakeClient:  # stands in for the AsyncClient class
+        self.calls.append({"client": kwargs})
+        return self
+
+    def create(self, **kwargs: Any) -> AsyncIterator[Any]:
+        self.calls.append({"create": kwargs})
+        if isinstance(self.items, BaseException):
+            raise self.items
+        return self.stream()
+
+    async def stream(self) -> AsyncIterator[Any]:
+        for item in self.items:
+            if isinstance(item, BaseException):
+                raise item
+            if callable(item):
+                item()
+                continue
+            yield item
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeClient]:
+    """Install a FakeClient in place of g4f's AsyncClient."""
+    def install(*items: Any) -> FakeClient:
+        client = FakeClient(list(items))
+        monkeypatch.setattr(messages_stream, "AsyncClient", client)
+        return client
+    return install
+
+
+def test_prints_each_piece_as_it_arrives_and_returns_the_whole_text(fake, capsys) -> None:
+    fake(chunk("Hello"), chunk(", "), chunk("world"))
+    assert asyncio.run(messages_stream.main()) == "Hello, world"
+    out, err = capsys.readouterr()
+    assert out == "Hello, world" + final_line("Hello, world")
+    assert err == ""
+
+
+def test_main_without_arguments_asks_gpt4_to_say_hello_through_g4f_default_provider(fake) -> None:
+    client = fake(chunk("Hi"))
+    asyncio.run(messages_stream.main())
+    assert client.calls[0] == {"client": {"provider": None, "api_key": None}}
+    create = client.calls[1]["create"]
+    assert create["model"] == "gpt-4"
+    assert create["messages"] == [{"role": "user", "content": "Say hello there!"}]
+    assert create["stream"] is True
+
+
+def test_empty_choices_and_none_empty_or_non_text_content_add_nothing(fake, capsys) -> None:
+    fake(chunk(choices=False), chunk(None), chunk("A"), chunk(""), chunk(object()), chunk("B"), chunk(None))
+    assert asyncio.run(messages_stream.main()) == "AB"
+    assert capsys.readouterr().out == "AB" + final_line("AB")
+
+
+def test_an_error_raised_by_create_itself_is_reported_and_exits_1(fake, capsys) -> None:
+    fake()
+    messages_stream.AsyncClient.items = ConnectionError("offline")  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit) as exit:
+        asyncio.run(messages_stream.main())
+    assert exit.value.code == "error: g4f's default provider failed: offline"
+    assert capsys.readouterr().out == final_line("")
+
+
+def test_an_error_mid_stream_keeps_the_partial_text(fake, capsys) -> None:
+    fake(chunk("Hel"), chunk("lo"), RuntimeError("connection lost"))
+    with pytest.raises(SystemExit) as exit:
+        asyncio.run(messages_stream.main(provider="SomeProvider"))
+    assert exit.value.code == "error: SomeProvider failed: connection lost"
+    assert capsys.readouterr().out == "Hello" + final_line("Hello")
+
+
+def test_a_stream_without_text_is_a_failure(fake, capsys) -> None:
+    fake(chunk(None), chunk(choices=False))
+    with pytest.raises(SystemExit) as exit:
+        asyncio.run(messages_stream.main())
+    assert exit.value.code == "error: the provider returned an empty response"
+    assert capsys.readouterr().out == final_line("")
+
+
+def test_ctrl_c_mid_stream_keeps_the_partial_text_and_exits_130(fake, capsys) -> None:
+    fake(chunk("Hel"), lambda: os.kill(os.getpid(), signal.SIGINT), chunk("never"))
+    with pytest.raises(SystemExit) as exit:
+        messages_stream.cli(["hi"])
+    assert exit.value.code == 130
+    out, err = capsys.readouterr()
+    assert out == "Hel" + final_line("Hel")
+    assert err == ""
+
+
+def test_cli_passes_its_options_to_main(fake, capsys) -> None:
+    client = fake(chunk("ok"))
+    assert messages_stream.cli(["a question", "--model", "m1", "--provider", "SomeProvider", "--timeout", "7"]) == 0
+    assert client.calls[0] == {"client": {"provider": "SomeProvider", "api_key": None}}
+    create = client.calls[1]["create"]
+    assert (create["model"], create["messages"][0]["content"], create["stream_timeout"]) == ("m1", "a question", 7)
+
+
+def test_the_api_key_comes_from_g4f_api_key(fake, monkeypatch) -> None:
+    monkeypatch.setenv("G4F_API_KEY", "sk-from-env")
+    client = fake(chunk("ok"))
+    asyncio.run(messages_stream.main())
+    assert client.calls[0]["client"]["api_key"] == "sk-from-env"
+
+
+def test_a_base_url_becomes_a_custom_provider_that_knows_its_model(fake) -> None:
+    client = fake(chunk("ok"))
+    asyncio.run(messages_stream.main(model="llama3.2", provider="http://127.0.0.1:9/v1/"))
+    provider = client.calls[0]["client"]["provider"]
+    assert provider.base_url == "http://127.0.0.1:9/v1"
+    assert provider.models == ["llama3.2"]  # so g4f skips its blocking GET /models
+
+
+class TinyProvider(AsyncGeneratorProvider):
+    """The smallest g4f provider: it streams three pieces of text."""
+
+    working = True
+    supports_stream = True
+
+    @classmethod
+    async def create_async_generator(cls, model: str, messages: Messages, **kwargs: Any) -> AsyncResult:
+        for piece in ("Real", " g4f", " chunks"):
+            yield piece
+
+
+def test_the_real_client_yields_chunks_shaped_like_the_fake_ones(monkeypatch, capsys, isolated: Path) -> None:
+    monkeypatch.setattr(messages_stream, "to_provider", lambda provider, model: TinyProvider)
+    assert asyncio.run(messages_stream.main()) == "Real g4f chunks"
+    assert capsys.readouterr().out == "Real g4f chunks" + final_line("Real g4f chunks")
