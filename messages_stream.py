@@ -1,8 +1,6 @@
 """Stream a chat completion with g4f's AsyncClient, printing the answer as it arrives.
 
-    python messages_stream.py "Write a haiku about rain"
-    echo "Summarise this" | python messages_stream.py - --provider PollinationsAI
-    python messages_stream.py --provider http://localhost:11434/v1 --model llama3.2  # any OpenAI-compatible API
+    python messages_stream.py [PROMPT | -] [--model M] [--provider NAME_OR_URL] [--timeout S] [--debug]
 
 stdout carries only the answer and a final line; a failure is one `error: ...` line on stderr.
 Exit codes: 0 done, 1 failed, 2 usage error, 130 Ctrl-C, 141 stdout closed early, 143 SIGTERM.
@@ -13,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -38,14 +37,14 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
                timeout: float = TIMEOUT) -> str:
     """Stream the answer to `prompt`, printing each piece as it arrives; return the whole text.
 
-    `provider` is a g4f provider name, the base URL of an OpenAI-compatible API, or None for g4f's default.
+    `provider` is a g4f provider name, the base URL of an OpenAI-compatible API, or None for g4f's choice.
     """
     text = ""
     try:
         with deadline(timeout) as progress:
             client = AsyncClient(provider=to_provider(provider, model), api_key=os.environ.get("G4F_API_KEY"))
-            # Not awaited: create() returns an async iterator at once. It can raise already (g4f looks up
-            # its providers here), so it belongs inside the `try` too.
+            # Not awaited: create() returns an async iterator at once. It can raise already (g4f looks
+            # up its providers here), so it belongs inside the `try` too.
             stream = client.chat.completions.create(
                 model=model,
                 messages=[{"role": "user", "content": prompt}],
@@ -54,7 +53,7 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
             )
             async for chunk in stream:
                 progress()
-                # `choices` can be empty, and `content` None (reasoning, the last chunk) or a media object.
+                # `choices` can be empty; `content` can be None (reasoning, the last chunk) or a media object.
                 content = chunk.choices[0].delta.content if chunk.choices else None
                 if isinstance(content, str) and content:
                     print(content, end="", flush=True)  # flushed, or the "stream" arrives all at once
@@ -67,7 +66,7 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
         details = traceback.format_exc() if debug.logging else ""  # the traceback only with --debug
         raise SystemExit(hide_key(f"{details}error: {describe(error, provider, timeout)}")) from error
     finally:
-        await close_shared_connectors()  # g4f keeps one per event loop and never closes it ("Unclosed connector")
+        await close_shared_connectors()  # g4f never closes its aiohttp connector: "Unclosed connector"
         print(f"\n\nFinal accumulated text: {text}", flush=True)  # even after an error: keep what came
     return text
 
@@ -81,24 +80,19 @@ def to_provider(provider: str | None, model: str) -> Any:
 
 
 @contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[Callable[[], None]]:
+def deadline(seconds: float) -> Iterator[Callable[[], object]]:
     """Give up after `seconds` without progress, even inside a blocking call; yield what marks progress.
 
-    g4f makes some look-ups with blocking calls that have no timeout and stall the event loop, so no
-    asyncio timeout can end them. A POSIX alarm can: its handler raises wherever Python is. It raises
-    SystemExit, which g4f's `except Exception` (trying the next provider, say) does not swallow.
+    Some of g4f's look-ups block the event loop with no timeout, so no asyncio timeout can end them.
+    A POSIX alarm can: its handler raises wherever Python is, and SystemExit gets past g4f's own
+    `except Exception` (which would only try the next provider).
     """
     if not hasattr(signal, "setitimer"):  # Windows: g4f's stream_timeout is the only bound
         yield lambda: None
         return
-
-    def expire(signum: int, frame: object) -> None:
-        raise SystemExit("error: " + NO_RESPONSE.format(seconds))
-
-    def progress() -> None:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
+    message = "error: " + NO_RESPONSE.format(seconds)
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: sys.exit(message))
+    progress = functools.partial(signal.setitimer, signal.ITIMER_REAL, seconds)  # (re)starts the countdown
     progress()
     try:
         yield progress
@@ -118,7 +112,7 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
     elif isinstance(error, requests.ConnectionError) and "providers.json" in str(error):
         message = "cannot reach g4f's provider registry (g4f.dev); check the network and any proxy settings"
     elif isinstance(error, aiohttp.ClientConnectorError):
-        reason = os.strerror(error.errno) if (error.errno or 0) > 0 else error.strerror
+        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"
     elif isinstance(error, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
         message = f"the stream from {where} broke off ({error})"
@@ -126,7 +120,7 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         message = f"{where} refused the request ({error}); check G4F_API_KEY"
     else:
         message = f"{where} failed: {error or type(error).__name__}"
-    return " ".join(message.split())  # servers' messages can span lines
+    return " ".join(message.split())  # a server's message can span lines
 
 
 def hide_key(text: str) -> str:
@@ -135,24 +129,17 @@ def hide_key(text: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-def stop(signum: int, frame: object) -> None:
-    """End the run with the shell's code for the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
-    raise SystemExit(128 + signum)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line; the defaults come from g4f's own environment variables."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
-                                     epilog="The API key is read from G4F_API_KEY, never from the command line.")
-    parser.add_argument("prompt", nargs="?", default=PROMPT,
-                        help="the message to send; - reads it from stdin (default: %(default)r)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="API key: $G4F_API_KEY.")
+    parser.add_argument("prompt", nargs="?", default=PROMPT, help="the message, or - to read it from stdin")
     parser.add_argument("--model", default=os.environ.get("G4F_MODEL") or MODEL,
-                        help="the model (default: $G4F_MODEL, else %(default)s)")
+                        help="default: $G4F_MODEL, else %(default)s")
     parser.add_argument("--provider", default=os.environ.get("G4F_PROVIDER") or None,
                         help="a g4f provider name, or the base URL of an OpenAI-compatible API "
-                             "(default: $G4F_PROVIDER, else g4f's own choice)")
+                             "(default: $G4F_PROVIDER, else g4f's choice)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT,
-                        help="seconds to wait for the first chunk, and for each next one (default: %(default)g)")
+                        help="seconds to wait for the first chunk and each next one (default: %(default)g)")
     parser.add_argument("--debug", action="store_true", help="log what g4f does, and show tracebacks")
     args = parser.parse_args(argv)
     if args.prompt == "-":
@@ -165,22 +152,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """Run main() as a command: set up signals and stdio, read the arguments, return the exit code."""
-    # Our handlers raise wherever Python is, so one Ctrl-C is enough even inside a blocking call
-    # (asyncio.run's own handler would wait for the next await), and SIGTERM ends the run as cleanly.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    """Run main() as a command: set up signals and stdout, read the arguments, return the exit code."""
+    # Exit with the shell's code for the signal (130 Ctrl-C, 143 SIGTERM), raising wherever Python is:
+    # one Ctrl-C is then enough even inside a blocking call, where asyncio.run's own handler would wait.
+    for signum in signal.SIGINT, signal.SIGTERM:
+        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
     if sys.stdout:  # what the terminal cannot encode becomes "?" instead of an error
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     args = parse_args(argv)
-    if args.debug:  # g4f logs to stdout by default, which is for the answer alone
+    if args.debug:  # g4f logs to stdout by default, and stdout is for the answer alone
         debug.enable_logging(lambda *text, **_: print(hide_key(" ".join(map(str, text))), file=sys.stderr))
     try:
         asyncio.run(main(args.prompt, args.model, args.provider, args.timeout))
-    except BrokenPipeError:
-        # Point stdout at /dev/null so that the flush at exit cannot fail again, and exit as a
-        # command killed by SIGPIPE would (128 + 13).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # stdout's reader has gone: silence stdout for the flush at exit, and
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # exit as SIGPIPE would have
         return 141
     return 0
 

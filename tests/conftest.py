@@ -13,15 +13,30 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "messages_stream.py"
 # Variables that would change what the script does, or send it to another machine.
-FOREIGN = ("G4F_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-           "all_proxy", "no_proxy", "PYTHONIOENCODING")
+FOREIGN = (
+    "G4F_",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "PYTHONIOENCODING",
+)
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment for a run: none of the variables above, and g4f's files kept under `home`."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(FOREIGN)}
-    env.update(HOME=str(home), G4F_CONFIG_DIR=str(home / "g4f"), G4F_CACHE_DIR=str(home / "cache"),
-               PYTHONUNBUFFERED="1", **extra)
+    env.update(
+        HOME=str(home),
+        G4F_CONFIG_DIR=str(home / "g4f"),
+        G4F_CACHE_DIR=str(home / "cache"),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
     return env
 
 
@@ -33,19 +48,29 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(name)
     for name, value in clean_env(tmp_path).items():
         monkeypatch.setenv(name, value)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    handlers = {
+        number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+    }
     yield tmp_path
     signal.setitimer(signal.ITIMER_REAL, 0)
     for number, handler in handlers.items():
         signal.signal(number, handler)
 
 
-def run_script(*args: str, home: Path, timeout: float = 30, input: str | None = None,
-               **env: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    *args: str, home: Path, timeout: float = 30, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run `python messages_stream.py ARGS` in a clean environment; give back its exit code and output."""
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          encoding="utf-8", timeout=timeout, input=input, env=clean_env(home, **env),
-                          stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        input=input,
+        env=clean_env(home, **env),
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:

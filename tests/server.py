@@ -23,7 +23,7 @@ FAULTS = ("cut", "hang")
 
 
 def delta(content: Any = None, **extra: Any) -> dict[str, Any]:
-    """One streamed chat.completion.chunk whose first choice carries `content` (and any other delta fields)."""
+    """One chat.completion.chunk whose first choice carries `content` (and any other delta fields)."""
     fields = {"content": content, **extra}
     return {
         "id": "chatcmpl-test",
@@ -35,8 +35,12 @@ def delta(content: Any = None, **extra: Any) -> dict[str, Any]:
 
 def text_events(pieces: Sequence[str]) -> list[Any]:
     """The events of an ordinary answer: one chunk per piece, then a chunk with only a finish reason."""
-    final = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": "test-model",
-             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    final = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    }
     return [delta(piece) for piece in pieces] + [final]
 
 
@@ -74,10 +78,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return web.json_response(server.error_body, status=server.status)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    try:
+    with contextlib.suppress(ConnectionResetError):  # the client went away (a signal, a timeout)
         await _stream(server, request, response)
-    except ConnectionResetError:  # the client went away (a signal, a timeout): not the server's fault
-        pass
     return response
 
 
@@ -156,7 +158,7 @@ def silent_peer(lifetime: float = 60.0) -> Iterator[str]:
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield "127.0.0.1:%d" % listener.getsockname()[1]
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
     finally:
         stop.set()
         thread.join(timeout=10)

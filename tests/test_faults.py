@@ -52,9 +52,20 @@ def test_02_chunks_without_text_add_nothing(isolated: Path) -> None:
     events = [
         delta(None, role="assistant"),
         {"id": "x", "object": "chat.completion.chunk", "choices": []},
-        {"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
-        delta("Hel"), delta(None), delta(""), delta("lo"),
-        {"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"role": "assistant"}}],
+        },
+        delta("Hel"),
+        delta(None),
+        delta(""),
+        delta("lo"),
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        },
     ]
     with openai_server(events=events) as server:
         result = run_script("--provider", server.url, home=isolated)
@@ -70,7 +81,9 @@ def test_03_connection_refused_names_the_url(isolated: Path) -> None:
 
 
 def test_04_http_401_says_to_check_the_key_and_never_shows_it(isolated: Path) -> None:
-    body = {"error": {"message": "Incorrect API key provided: sk-secret-123", "type": "invalid_request_error"}}
+    body = {
+        "error": {"message": "Incorrect API key provided: sk-secret-123", "type": "invalid_request_error"}
+    }
     with openai_server(status=401, error_body=body) as server:
         result = run_script("--provider", server.url, home=isolated, G4F_API_KEY="sk-secret-123")
     assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-secret-123"  # the key was sent
@@ -154,9 +167,15 @@ def test_12_the_default_provider_offline_fails_at_once_naming_the_registry(isola
 def slow_stream(sig: signal.Signals, home: Path) -> tuple[int, str, str]:
     """Start a stream of one chunk every 50 ms, send `sig` once some text has arrived; return what came."""
     with openai_server(events=text_events([f"w{i} " for i in range(400)]), delay=0.05) as server:
-        process = subprocess.Popen([sys.executable, str(SCRIPT), "--provider", server.url], env=clean_env(home),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--provider", server.url],
+            env=clean_env(home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
         assert process.stdout is not None
         first = process.stdout.read(6)  # "w0 w1 ": the stream is under way
         process.send_signal(sig)
@@ -179,8 +198,14 @@ def test_13_ctrl_c_keeps_what_came_and_exits_130(isolated: Path) -> None:
 def test_14_a_reader_that_stops_after_5_bytes_ends_it_quietly(isolated: Path) -> None:
     with openai_server(events=text_events(["x" * 100] * 2000), delay=0.001) as server:
         started = time.monotonic()
-        pipeline = subprocess.run(f'"{sys.executable}" "{SCRIPT}" --provider {server.url} | head -c 5',
-                                  shell=True, capture_output=True, text=True, timeout=30, env=clean_env(isolated))
+        pipeline = subprocess.run(
+            f'"{sys.executable}" "{SCRIPT}" --provider {server.url} | head -c 5',
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=clean_env(isolated),
+        )
         elapsed = time.monotonic() - started
     assert pipeline.stdout == "xxxxx"
     assert pipeline.stderr == ""  # no BrokenPipeError, no traceback, no error line
@@ -189,8 +214,13 @@ def test_14_a_reader_that_stops_after_5_bytes_ends_it_quietly(isolated: Path) ->
 
 def test_14b_the_exit_code_after_the_reader_has_gone_is_141(isolated: Path) -> None:
     with openai_server(events=text_events(["x" * 100] * 2000), delay=0.001) as server:
-        process = subprocess.Popen([sys.executable, str(SCRIPT), "--provider", server.url], env=clean_env(isolated),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--provider", server.url],
+            env=clean_env(isolated),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert process.stdout is not None and process.stderr is not None
         assert process.stdout.read(5) == b"xxxxx"
         process.stdout.close()
@@ -215,8 +245,9 @@ def test_16_sigterm_keeps_what_came_and_exits_143(isolated: Path) -> None:
     assert out == text + final_line(text)
 
 
-@pytest.mark.parametrize("events", [[], [delta(None, role="assistant"), delta(""), delta(None)]],
-                         ids=["only-DONE", "no-content"])
+@pytest.mark.parametrize(
+    "events", [[], [delta(None, role="assistant"), delta(""), delta(None)]], ids=["only-DONE", "no-content"]
+)
 def test_17_a_stream_without_text_is_an_error(isolated: Path, events: list[object]) -> None:
     with openai_server(events=events) as server:
         result = run_script("--provider", server.url, home=isolated)

@@ -15,16 +15,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import final_line
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.typing import AsyncResult, Messages
 
 import messages_stream
-from conftest import final_line
 
 
 def chunk(content: Any = None, choices: bool = True) -> SimpleNamespace:
     """A stand-in for g4f's ChatCompletionChunk: `choices[0].delta.content`, or no choices at all."""
-    return SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=content))] if choices else [])
+    return SimpleNamespace(
+        choices=[SimpleNamespace(delta=SimpleNamespace(content=content))] if choices else []
+    )
 
 
 class FakeClient:
@@ -61,10 +63,12 @@ class FakeClient:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeClient]:
     """Install a FakeClient in place of g4f's AsyncClient."""
+
     def install(*items: Any) -> FakeClient:
         client = FakeClient(list(items))
         monkeypatch.setattr(messages_stream, "AsyncClient", client)
         return client
+
     return install
 
 
@@ -129,10 +133,17 @@ def test_ctrl_c_mid_stream_keeps_the_partial_text_and_exits_130(fake, capsys) ->
 
 def test_cli_passes_its_options_to_main(fake, capsys) -> None:
     client = fake(chunk("ok"))
-    assert messages_stream.cli(["a question", "--model", "m1", "--provider", "SomeProvider", "--timeout", "7"]) == 0
+    assert (
+        messages_stream.cli(["a question", "--model", "m1", "--provider", "SomeProvider", "--timeout", "7"])
+        == 0
+    )
     assert client.calls[0] == {"client": {"provider": "SomeProvider", "api_key": None}}
     create = client.calls[1]["create"]
-    assert (create["model"], create["messages"][0]["content"], create["stream_timeout"]) == ("m1", "a question", 7)
+    assert (create["model"], create["messages"][0]["content"], create["stream_timeout"]) == (
+        "m1",
+        "a question",
+        7,
+    )
 
 
 def test_the_api_key_comes_from_g4f_api_key(fake, monkeypatch) -> None:
