@@ -109,13 +109,15 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
                    'python -c "import g4f.Provider; print(*g4f.Provider.ProviderLoader.names)"')
     elif isinstance(error, (TimeoutError, asyncio.TimeoutError, requests.Timeout)):
         message = NO_RESPONSE.format(timeout)
-    elif isinstance(error, requests.ConnectionError) and "providers.json" in str(error):
-        message = "cannot reach g4f's provider registry (g4f.dev); check the network and any proxy settings"
+    elif isinstance(error, requests.ConnectionError):  # from one of g4f's blocking look-ups
+        url = str(error.request.url) if error.request else ""
+        message = (f"cannot reach g4f's provider registry ({url}); check the network and any proxy settings"
+                   if url.endswith("providers.json") else f"cannot connect to {where} (fetching {url})")
     elif isinstance(error, aiohttp.ClientConnectorError):
         reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"
     elif isinstance(error, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
-        message = f"the stream from {where} broke off ({error})"
+        message = f"the connection to {where} broke off mid-stream"
     elif isinstance(error, MissingAuthError) or str(error).startswith(("Error 403", "Response 403")):
         message = f"{where} refused the request ({error}); check G4F_API_KEY"
     else:

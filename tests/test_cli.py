@@ -27,7 +27,7 @@ def test_help_lists_every_option_and_exits_0(isolated: Path) -> None:
 def test_defaults_send_the_default_prompt_and_model(isolated: Path) -> None:
     with openai_server() as server:
         result = run_script("--provider", server.url, home=isolated)
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "Hello there!" + final_line("Hello there!")
     assert server.requests[0]["json"]["model"] == "gpt-4"
     assert server.requests[0]["json"]["messages"] == [{"role": "user", "content": "Say hello there!"}]

@@ -48,6 +48,14 @@ def test_01_a_long_unicode_stream_arrives_exactly_once(isolated: Path) -> None:
     assert result.stdout == "".join(pieces) + final_line("".join(pieces))
 
 
+def test_01b_a_steady_stream_longer_than_the_timeout_is_never_cut(isolated: Path) -> None:
+    pieces = [f"p{i} " for i in range(8)]
+    with openai_server(events=text_events(pieces), delay=0.3) as server:  # 2.4 s in all, against --timeout 1
+        result = run_script("--provider", server.url, "--timeout", "1", home=isolated)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "".join(pieces) + final_line("".join(pieces))
+
+
 def test_02_chunks_without_text_add_nothing(isolated: Path) -> None:
     events = [
         delta(None, role="assistant"),
@@ -91,6 +99,15 @@ def test_04_http_401_says_to_check_the_key_and_never_shows_it(isolated: Path) ->
     assert "sk-secret-123" not in result.stdout + result.stderr
 
 
+def test_04c_the_key_stays_hidden_in_debug_tracebacks_and_logs(isolated: Path) -> None:
+    body = {"error": {"message": "Incorrect API key provided: sk-secret-123"}}
+    with openai_server(status=401, error_body=body) as server:
+        result = run_script("--provider", server.url, "--debug", home=isolated, G4F_API_KEY="sk-secret-123")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "Incorrect API key provided: ***" in result.stderr
+    assert "sk-secret-123" not in result.stdout + result.stderr
+
+
 def test_04b_http_403_also_says_to_check_the_key(isolated: Path) -> None:
     with openai_server(status=403, error_body={"error": {"message": "Forbidden"}}) as server:
         result = run_script("--provider", server.url, home=isolated)
@@ -127,7 +144,8 @@ def test_07_a_line_that_is_not_json_ends_the_stream_and_keeps_what_came(isolated
 def test_08_a_connection_cut_mid_stream_keeps_what_came(isolated: Path) -> None:
     with openai_server(events=[delta("Hel"), delta("lo")], fault="cut") as server:
         result = run_script("--provider", server.url, home=isolated)
-    assert_failed(result, "Hello", "broke off")
+    line = assert_failed(result, "Hello", "broke off")
+    assert line == f"error: the connection to {server.url} broke off mid-stream"
 
 
 def test_09_silence_after_one_chunk_ends_within_the_timeout(isolated: Path) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import final_line
+from conftest import SCRIPT, clean_env, final_line
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.typing import AsyncResult, Messages
 
@@ -159,6 +162,34 @@ def test_a_base_url_becomes_a_custom_provider_that_knows_its_model(fake) -> None
     provider = client.calls[0]["client"]["provider"]
     assert provider.base_url == "http://127.0.0.1:9/v1"
     assert provider.models == ["llama3.2"]  # so g4f skips its blocking GET /models
+
+
+def test_the_deadline_interrupts_a_blocking_call(isolated: Path) -> None:
+    with pytest.raises(SystemExit) as exit, messages_stream.deadline(0.2):
+        time.sleep(30)  # stands in for g4f's requests.get with no timeout
+    assert exit.value.code == "error: no response from the provider within 0.2 s"
+
+
+def test_the_deadline_restarts_with_each_sign_of_progress(isolated: Path) -> None:
+    with messages_stream.deadline(0.5) as progress:
+        for _ in range(20):  # 1 s in all, twice the deadline, but never 0.5 s without progress
+            time.sleep(0.05)
+            progress()
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # and nothing is left armed
+
+
+def test_importing_the_module_does_nothing(isolated: Path) -> None:
+    closed = "http://127.0.0.1:9"  # were anything fetched, it would fail through this proxy
+    result = subprocess.run(
+        [sys.executable, "-c", "import messages_stream"],
+        capture_output=True,
+        text=True,
+        cwd=SCRIPT.parent,
+        timeout=30,
+        env=clean_env(isolated, HTTPS_PROXY=closed, HTTP_PROXY=closed),
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert not (isolated / "g4f").exists() and not (isolated / "cache").exists()
 
 
 class TinyProvider(AsyncGeneratorProvider):
