@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,7 @@ class Server:
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_write: float | None = None  # time.monotonic() of the first write, for the benchmark
+    connections: Callable[[], int] = lambda: 0  # how many client connections are open right now
 
 
 SERVER = web.AppKey("server", Server)
@@ -126,6 +127,7 @@ def openai_server(**reply: Any) -> Iterator[Server]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
     port = runner.addresses[0][1]
+    server.connections = lambda: len(runner.server.connections) if runner.server else 0
     server.url = f"http://127.0.0.1:{port}/v1"
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -21,6 +21,7 @@ import pytest
 from conftest import SCRIPT, clean_env, final_line
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.typing import AsyncResult, Messages
+from server import openai_server
 
 import messages_stream
 
@@ -190,6 +191,19 @@ def test_importing_the_module_does_nothing(isolated: Path) -> None:
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert not (isolated / "g4f").exists() and not (isolated / "cache").exists()
+
+
+def test_no_connection_is_left_open_after_a_stream(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # g4f 8.8.6 never closes its shared aiohttp connector; left open, it warns "Unclosed connector" at exit.
+    with openai_server() as server:
+        assert asyncio.run(messages_stream.main(provider=server.url)) == "Hello there!"
+        for _ in range(50):  # the server thread sees the close a moment later
+            if server.connections() == 0:
+                break
+            time.sleep(0.02)
+        assert server.connections() == 0
 
 
 class TinyProvider(AsyncGeneratorProvider):
