@@ -31,6 +31,7 @@ PROMPT = "Say hello there!"
 MODEL = "gpt-4"
 TIMEOUT = 60.0  # seconds to wait for the provider to say anything: the first chunk, or the next one
 NO_RESPONSE = "no response from the provider within {:g} s"
+ALARM = hasattr(signal, "setitimer")  # POSIX; Windows has none
 
 
 async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = None,
@@ -49,7 +50,9 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
                 model=model,
                 messages=[{"role": "user", "content": prompt}],
                 stream=True,
-                stream_timeout=timeout,  # g4f's own bound on each wait; deadline() covers the rest
+                # g4f's own bound on each wait costs an asyncio.wait_for per chunk, and cannot end its
+                # blocking look-ups: deadline() bounds both, wherever there is a POSIX alarm.
+                stream_timeout=None if ALARM else timeout,
             )
             async for chunk in stream:
                 progress()
@@ -84,10 +87,10 @@ def deadline(seconds: float) -> Iterator[Callable[[], object]]:
     """Give up after `seconds` without progress, even inside a blocking call; yield what marks progress.
 
     Some of g4f's look-ups block the event loop with no timeout, so no asyncio timeout can end them.
-    A POSIX alarm can: its handler raises wherever Python is, and SystemExit gets past g4f's own
-    `except Exception` (which would only try the next provider).
+    A POSIX alarm can: its handler raises wherever Python is, in such a call or in the event loop's
+    wait, and SystemExit gets past g4f's own `except Exception` (which would only try the next provider).
     """
-    if not hasattr(signal, "setitimer"):  # Windows: g4f's stream_timeout is the only bound
+    if not ALARM:  # Windows: g4f's stream_timeout is the only bound
         yield lambda: None
         return
     message = "error: " + NO_RESPONSE.format(seconds)
