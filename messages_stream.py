@@ -6,8 +6,6 @@ stdout carries only the answer and a final line; a failure is one `error: ...` l
 Exit codes: 0 done, 1 failed, 2 usage error, 130 Ctrl-C, 141 stdout closed early, 143 SIGTERM.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import contextlib
@@ -31,7 +29,9 @@ PROMPT = "Say hello there!"
 MODEL = "gpt-4"
 TIMEOUT = 60.0  # seconds to wait for the provider to say anything: the first chunk, or the next one
 NO_RESPONSE = "no response from the provider within {:g} s"
-ALARM = hasattr(signal, "setitimer")  # POSIX; Windows has none
+# deadline() bounds every wait with a POSIX alarm. g4f's own stream_timeout is only the fallback where
+# there is none (Windows): it cannot end g4f's blocking look-ups, and costs an asyncio.wait_for a chunk.
+ALARM = hasattr(signal, "setitimer")
 
 
 async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = None,
@@ -50,9 +50,7 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
                 model=model,
                 messages=[{"role": "user", "content": prompt}],
                 stream=True,
-                # g4f's own bound on each wait costs an asyncio.wait_for per chunk, and cannot end its
-                # blocking look-ups: deadline() bounds both, wherever there is a POSIX alarm.
-                stream_timeout=None if ALARM else timeout,
+                stream_timeout=None if ALARM else timeout,  # g4f's own bound; see ALARM
             )
             async for chunk in stream:
                 progress()
@@ -79,7 +77,7 @@ def to_provider(provider: str | None, model: str) -> Any:
     if provider and provider.startswith(("http://", "https://")):
         # Naming the model up front spares g4f its blocking `GET /models`, which has no timeout.
         return create_custom_provider(provider.rstrip("/"), models=[model])
-    return provider
+    return provider or None  # "" too means g4f's own choice
 
 
 @contextlib.contextmanager
@@ -169,8 +167,10 @@ def cli(argv: list[str] | None = None) -> int:
         debug.enable_logging(lambda *text, **_: print(hide_key(" ".join(map(str, text))), file=sys.stderr))
     try:
         asyncio.run(main(args.prompt, args.model, args.provider, args.timeout))
-    except BrokenPipeError:  # stdout's reader has gone: silence stdout for the flush at exit, and
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # exit as SIGPIPE would have
+    except BrokenPipeError:
+        # The reader of stdout has gone (`| head`): point stdout at /dev/null, so that the flush at exit
+        # cannot fail again, and exit as a command killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return 0
 

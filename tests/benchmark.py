@@ -2,32 +2,56 @@
 
     python tests/benchmark.py [--runs 5] [--sizes 1000,10000,100000]
 
-Run by hand, never by pytest. It starts the tests' loopback OpenAI-compatible server and runs, each as
-a process of its own with stdout to a pipe, side by side and interleaved:
-- product: `python messages_stream.py --provider URL`,
+Run by hand, never by pytest (it prints figures; it asserts only that each process printed the answer).
+It serves N chunks as fast as it can from the tests' loopback OpenAI-compatible server, in a process of
+its own, and runs each of these as a process with stdout to a pipe, interleaved, several times:
+- product: `python messages_stream.py --provider URL`;
 - bare g4f loop: the smallest script that streams the same request through AsyncClient and prints each
-  delta flushed (the floor for any g4f client),
-- raw aiohttp reader: the same stream read with aiohttp alone (the floor for any Python client).
-It prints one table of medians (with min-max) and the ratios that the targets are stated in.
+  delta flushed, the floor for any g4f client;
+- raw aiohttp: the same stream read with aiohttp alone, the floor for any Python client.
+Wall and CPU time and peak RSS come from the kernel (wait4). It also measures time to first token (one
+chunk every 50 ms), start-up, and the product's own loop with g4f replaced by a fake stream, which
+shows whether the product's per-chunk cost stays constant as N grows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import openai_server, text_events
-
-SCRIPT = Path(__file__).resolve().parent.parent / "messages_stream.py"
+TESTS = Path(__file__).resolve().parent
+SCRIPT = TESTS.parent / "messages_stream.py"
 MODEL = "bench-model"
+
+
+def pieces(size: int) -> list[str]:
+    """The streamed text: `size` chunks of 9 characters."""
+    return [f"tok{i % 100000:05d} " for i in range(size)]
+
+
+# The server runs in a process of its own: on Linux a child's peak RSS counts its parent's memory from
+# before exec, and 100,000 prepared events would inflate every figure. For each line read on stdin it
+# answers with the time.monotonic() of the latest stream's first write (the clock is system-wide).
+SERVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from benchmark import pieces
+from server import openai_server, text_events
+with openai_server(events=text_events(pieces(int(sys.argv[2]))), delay=float(sys.argv[3])) as server:
+    print(server.url, flush=True)
+    for _ in sys.stdin:
+        print(server.first_write, flush=True)
+        server.first_write = None
+"""
 
 BARE_LOOP = f"""
 import asyncio, sys
@@ -36,8 +60,9 @@ from g4f.client.factory import create_custom_provider
 
 async def main():
     client = AsyncClient(provider=create_custom_provider(sys.argv[1], models=["{MODEL}"]))
-    stream = client.chat.completions.create(model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}],
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}], stream=True
+    )
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             print(chunk.choices[0].delta.content, end="", flush=True)
@@ -60,6 +85,30 @@ async def main():
                         print(choices[0]["delta"]["content"], end="", flush=True)
 
 asyncio.run(main())
+"""
+
+# The product's main() with g4f's client replaced by a fake stream of N chunks (stdout to /dev/null):
+# its own per-chunk cost, free of g4f's and of the network's. It prints seconds per chunk.
+OWN_LOOP = """
+import asyncio, os, sys, time
+from types import SimpleNamespace
+sys.path.insert(0, sys.argv[1])
+import messages_stream
+from benchmark import pieces
+
+chunks = [SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=piece))])
+          for piece in pieces(int(sys.argv[2]))]
+
+async def stream():
+    for chunk in chunks:
+        yield chunk
+
+fake = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=lambda **_: stream())))
+messages_stream.AsyncClient = lambda **_: fake
+sys.stdout = open(os.devnull, "w")
+started = time.perf_counter()
+asyncio.run(messages_stream.main(model="m", provider="p"))
+print((time.perf_counter() - started) / len(chunks), file=sys.stderr)
 """
 
 
@@ -90,101 +139,145 @@ def measure(argv: list[str], env: dict[str, str]) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, rss, out, first_byte)
 
 
-def fmt(values: list[float], scale: float = 1.0, unit: str = "") -> str:
+@contextlib.contextmanager
+def serve(size: int, delay: float = 0.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start the loopback server in its own process; yield its base URL and the process."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(TESTS), str(size), str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None and server.stdin is not None
+    try:
+        yield server.stdout.readline().strip(), server
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+        server.stdout.close()
+
+
+def fmt(values: list[float], scale: float = 1.0) -> str:
     """Median (min-max) of `values`, each multiplied by `scale`."""
     scaled = [value * scale for value in values]
-    return f"{statistics.median(scaled):.3g}{unit} ({min(scaled):.3g}-{max(scaled):.3g})"
+    return f"{statistics.median(scaled):.3g} ({min(scaled):.3g}-{max(scaled):.3g})"
+
+
+def median(runs: list[Run], field: str) -> float:
+    """The median of one field over `runs`."""
+    return statistics.median(getattr(run, field) for run in runs)
 
 
 def main() -> None:
-    """Run every measurement, print the table and the ratios against the targets."""
+    """Run every measurement, print the tables and the ratios against the targets."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--runs", type=int, default=5, help="runs of each process per size (default: %(default)s)"
-    )
+    parser.add_argument("--runs", type=int, default=5, help="runs of each process (default: %(default)s)")
     parser.add_argument("--sizes", default="1000,10000,100000", help="chunk counts (default: %(default)s)")
     args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
     home = Path(os.environ.get("TMPDIR", "/tmp")) / f"messages-stream-bench-{os.getpid()}"
     env = {name: value for name, value in os.environ.items() if not name.startswith(("G4F_", "HTTP"))}
     env.update(HOME=str(home), G4F_CONFIG_DIR=str(home / "g4f"), G4F_CACHE_DIR=str(home / "cache"))
-    python = sys.executable
+    python, names = sys.executable, ("product", "bare g4f loop", "raw aiohttp")
+
+    def commands(url: str) -> dict[str, list[str]]:
+        """The three processes, for a server at `url`."""
+        return {
+            "product": [python, str(SCRIPT), "--provider", url, "--model", MODEL],
+            "bare g4f loop": [python, "-c", BARE_LOOP, url],
+            "raw aiohttp": [python, "-c", RAW_READER, url],
+        }
+
     print(
-        f"# {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores; {args.runs} runs each, stdout to a pipe, loopback server\n"
+        f"Measured on loopback, {time.strftime('%Y-%m-%d')}: Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores; {args.runs} runs each, stdout to a pipe; "
+        "median (min-max).\n"
     )
-    verdicts: list[str] = []
     print("| chunks | process | wall s | CPU s | µs per chunk (wall) | peak RSS MiB |")
     print("|---:|---|---|---|---|---|")
-    own_cost: dict[int, float] = {}
-    for size in (int(text) for text in args.sizes.split(",")):
-        pieces = [f"tok{i % 100000:05d} " for i in range(size)]  # 9 characters each
-        expected = "".join(pieces).lstrip().encode()
-        runs: dict[str, list[Run]] = {"product": [], "bare g4f loop": [], "raw aiohttp": []}
-        with openai_server(events=text_events(pieces)) as server:
-            commands = {
-                "product": [python, str(SCRIPT), "--provider", server.url, "--model", MODEL],
-                "bare g4f loop": [python, "-c", BARE_LOOP, server.url],
-                "raw aiohttp": [python, "-c", RAW_READER, server.url],
-            }
+    verdicts: list[str] = []
+    extra_rss: dict[int, float] = {}
+    for size in sizes:
+        text = "".join(pieces(size)).encode()
+        runs: dict[str, list[Run]] = {name: [] for name in names}
+        with serve(size) as (url, _):
             for _ in range(args.runs):  # interleaved, so that drift hits all three alike
-                for name, argv in commands.items():
+                for name, argv in commands(url).items():
                     run = measure(argv, env)
-                    assert run.out.startswith(expected.lstrip()), f"{name} printed something else"
+                    assert run.out.startswith(text), f"{name} printed something else"
+                    run.out = b""  # a large parent would inflate its children's peak RSS
                     runs[name].append(run)
-        for name, results in runs.items():
+        for name in names:
+            results = runs[name]
             print(
-                f"| {size:,} | {name} | {fmt([r.wall for r in results])} | {fmt([r.cpu for r in results])} | "
-                f"{fmt([r.wall / size for r in results], 1e6)} | {fmt([r.rss for r in results], 2**-20)} |"
+                f"| {size:,} | {name} | {fmt([r.wall for r in results])} | {fmt([r.cpu for r in results])} "
+                f"| {fmt([r.wall / size for r in results], 1e6)} | {fmt([r.rss for r in results], 2**-20)} |"
             )
-        product, bare = (
-            statistics.median(r.wall for r in runs[name]) for name in ("product", "bare g4f loop")
-        )
-        own_cost[size] = (product - bare) / size
-        verdicts.append(f"wall, product / bare loop at {size:,}: {product / bare:.3f} (target <= 1.05)")
-        rss = statistics.median(r.rss for r in runs["product"]) - statistics.median(
-            r.rss for r in runs["bare g4f loop"]
-        )
+        product, bare = runs["product"], runs["bare g4f loop"]
         verdicts.append(
-            f"peak RSS, product - bare loop at {size:,}: {rss / 2**20:+.2f} MiB, "
-            f"{rss / len(expected):+.2f}x the {len(expected) / 2**20:.2f} MiB text (target <= 2x)"
+            f"wall, product / bare loop, {size:,} chunks: "
+            f"{median(product, 'wall') / median(bare, 'wall'):.3f} (target <= 1.05)"
         )
-    for size, cost in own_cost.items():
-        verdicts.append(f"product's own cost per chunk at {size:,}: {cost * 1e6:+.2f} µs")
-    if 10000 in own_cost and 100000 in own_cost:
-        ratio = own_cost[100000] / own_cost[10000] if own_cost[10000] > 0 else float("nan")
+        extra_rss[size] = median(product, "rss") - median(bare, "rss")
         verdicts.append(
-            f"own cost per chunk, 100,000 / 10,000: {ratio:.2f} (target <= 1.1; a negative or "
-            "nan ratio means the own cost is below the noise)"
+            f"peak RSS, product - bare loop, {size:,} chunks: {extra_rss[size] / 2**20:+.2f} MiB, "
+            f"for {len(text) / 2**20:.2f} MiB of text (target <= 2x the text)"
+        )
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        grown = extra_rss[large] - extra_rss[small]
+        text_grown = 9 * (large - small)
+        verdicts.append(
+            f"peak RSS, what product - bare loop grows by from {small:,} to {large:,} chunks: "
+            f"{grown / 2**20:+.2f} MiB = {grown / text_grown:+.2f}x the text it grew by"
         )
 
-    # Time to first token: one chunk every 50 ms; from the server's first write to our first byte.
+    # The product's own loop, g4f replaced by a fake stream: does its cost per chunk stay constant?
+    own = {
+        size: [
+            float(
+                subprocess.run(
+                    [python, "-c", OWN_LOOP, str(TESTS), str(size)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stderr
+            )
+            for _ in range(args.runs)
+        ]
+        for size in sizes
+    }
+    print("\n| chunks | product's own loop (g4f replaced by a fake stream), µs per chunk |")
+    print("|---:|---|")
+    for size in sizes:
+        print(f"| {size:,} | {fmt(own[size], 1e6)} |")
+    if 10000 in own and 100000 in own:
+        ratio = statistics.median(own[100000]) / statistics.median(own[10000])
+        verdicts.append(f"product's own cost per chunk, 100,000 / 10,000 chunks: {ratio:.2f} (target <= 1.1)")
+
+    # Time to first token: one chunk every 50 ms; from the server's first write to the first byte out.
     print("\n| measurement | product | bare g4f loop | raw aiohttp |")
     print("|---|---|---|---|")
-    first: dict[str, list[float]] = {name: [] for name in ("product", "bare g4f loop", "raw aiohttp")}
-    with openai_server(events=text_events([f"tok{i:05d} " for i in range(10)]), delay=0.05) as server:
-        commands = {
-            "product": [python, str(SCRIPT), "--provider", server.url, "--model", MODEL],
-            "bare g4f loop": [python, "-c", BARE_LOOP, server.url],
-            "raw aiohttp": [python, "-c", RAW_READER, server.url],
-        }
+    first: dict[str, list[float]] = {name: [] for name in names}
+    with serve(10, delay=0.05) as (url, server):
+        assert server.stdin is not None and server.stdout is not None
         for _ in range(args.runs):
-            for name, argv in commands.items():
-                server.first_write = None
+            for name, argv in commands(url).items():
                 run = measure(argv, env)
-                assert server.first_write is not None
-                first[name].append(run.first_byte - server.first_write)
-    print("| time to first token, ms | " + " | ".join(fmt(first[name], 1e3) for name in first) + " |")
+                server.stdin.write("\n")
+                server.stdin.flush()
+                first[name].append(run.first_byte - float(server.stdout.readline()))
+    print("| time to first token, ms | " + " | ".join(fmt(first[name], 1e3) for name in names) + " |")
     delay = statistics.median(first["product"]) - statistics.median(first["bare g4f loop"])
     verdicts.append(f"time to first token, product - bare loop: {delay * 1e3:+.2f} ms (target <= 5 ms)")
 
     # Start-up: the product's --help against importing g4f's client alone.
     helps = [measure([python, str(SCRIPT), "--help"], env).wall for _ in range(args.runs)]
     imports = [measure([python, "-c", "import g4f.client"], env).wall for _ in range(args.runs)]
-    print(f"| start-up, s: `--help` / `import g4f.client` | {fmt(helps)} | {fmt(imports)} | |")
-    verdicts.append(
-        f"start-up, --help / import g4f.client: {statistics.median(helps) / statistics.median(imports):.3f}"
-        " (target <= 1.1)"
-    )
+    print(f"| start-up s: `--help`, and `import g4f.client` | {fmt(helps)} | {fmt(imports)} | |")
+    ratio = statistics.median(helps) / statistics.median(imports)
+    verdicts.append(f"start-up, --help / import g4f.client: {ratio:.3f} (target <= 1.1)")
     print("\n" + "\n".join(f"- {verdict}" for verdict in verdicts))
 
 
