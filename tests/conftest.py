@@ -73,6 +73,17 @@ def run_script(
     )
 
 
+def start_script(*args: str, home: Path) -> subprocess.Popen[bytes]:
+    """Start `python messages_stream.py ARGS` with stdout and stderr on pipes, for tests that act mid-run."""
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args],
+        env=clean_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def error_lines(stderr: str) -> list[str]:
     """The `error: ` lines of stderr, after checking that it holds no traceback or teardown noise."""
     for noise in ("Traceback", "Unclosed", "Task was destroyed", "Exception ignored", "Warning"):
