@@ -57,8 +57,8 @@ async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = 
                 # `choices` can be empty; `content` can be None (reasoning, the last chunk) or a media object.
                 content = chunk.choices[0].delta.content if chunk.choices else None
                 if isinstance(content, str) and content:
+                    text += content  # first: a signal may end the run before the next line
                     print(content, end="", flush=True)  # flushed, or the "stream" arrives all at once
-                    text += content
         if not text:  # g4f drops the errors some providers yield instead of raising: silence hides one
             raise SystemExit("error: the provider returned an empty response")
     except BrokenPipeError:
@@ -155,11 +155,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """Run main() as a command: set up signals and stdout, read the arguments, return the exit code."""
+    """Run main() as a command; a failure or a signal ends it earlier, through SystemExit and its code."""
     # Exit with the shell's code for the signal (130 Ctrl-C, 143 SIGTERM), raising wherever Python is:
     # one Ctrl-C is then enough even inside a blocking call, where asyncio.run's own handler would wait.
-    for signum in signal.SIGINT, signal.SIGTERM:
-        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+    for number in signal.SIGINT, signal.SIGTERM:
+        signal.signal(number, lambda signum, frame: sys.exit(128 + signum))
     if sys.stdout:  # what the terminal cannot encode becomes "?" instead of an error
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     args = parse_args(argv)

@@ -7,6 +7,7 @@ shape of the real ones.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -133,6 +134,31 @@ def test_ctrl_c_mid_stream_keeps_the_partial_text_and_exits_130(fake, capsys) ->
     out, err = capsys.readouterr()
     assert out == "Hel" + final_line("Hel")
     assert err == ""
+
+
+class InterruptedAfter(io.TextIOWrapper):
+    """A stdout that gets Ctrl-C right after it has shown `piece`."""
+
+    def __init__(self, piece: str) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8")
+        self.piece = piece
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if text == self.piece:
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+
+def test_a_piece_already_shown_when_ctrl_c_comes_is_in_the_final_text(fake, monkeypatch) -> None:
+    fake(chunk("Hel"), chunk("lo"), chunk(" never"))
+    stdout = InterruptedAfter("lo")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with pytest.raises(SystemExit) as exit:
+        messages_stream.cli(["hi"])
+    assert exit.value.code == 130
+    stdout.flush()
+    assert stdout.buffer.getvalue().decode() == "Hello" + final_line("Hello")  # type: ignore[attr-defined]
 
 
 def test_cli_passes_its_options_to_main(fake, monkeypatch) -> None:
