@@ -226,7 +226,7 @@ def main() -> None:
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
         grown = extra_rss[large] - extra_rss[small]
-        text_grown = 9 * (large - small)
+        text_grown = len("".join(pieces(large))) - len("".join(pieces(small)))
         verdicts.append(
             f"peak RSS, what product - bare loop grows by from {small:,} to {large:,} chunks: "
             f"{grown / 2**20:+.2f} MiB = {grown / text_grown:+.2f}x the text it grew by"

@@ -103,7 +103,7 @@ def test_an_unknown_provider_name_is_named_with_how_to_list_the_valid_ones(isola
     assert result.stdout == final_line("")
 
 
-def test_debug_shows_the_traceback_and_g4f_logs_on_stderr_only(isolated: Path) -> None:
+def test_debug_shows_the_traceback_before_the_error_line(isolated: Path) -> None:
     with openai_server(status=500, error_body={"error": {"message": "boom"}}) as server:
         result = run_script("--provider", server.url, "--debug", home=isolated)
     assert result.returncode == 1

@@ -35,12 +35,14 @@ def chunk(content: Any = None, choices: bool = True) -> SimpleNamespace:
 
 
 class FakeClient:
-    """Records how AsyncClient and create() were called, and streams `chunks` (a callable is called)."""
+    """Records how AsyncClient and create() were called, then streams `items`: chunks are yielded,
+    exceptions raised and callables called. `create_raises` is raised by create() itself instead."""
 
     calls: list[dict[str, Any]]
 
-    def __init__(self, items: list[Any]) -> None:
+    def __init__(self, items: list[Any], create_raises: Exception | None = None) -> None:
         self.items = items
+        self.create_raises = create_raises
         self.calls = []
         self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
 
@@ -50,8 +52,8 @@ class FakeClient:
 
     def create(self, **kwargs: Any) -> AsyncIterator[Any]:
         self.calls.append({"create": kwargs})
-        if isinstance(self.items, BaseException):
-            raise self.items
+        if self.create_raises is not None:
+            raise self.create_raises
         return self.stream()
 
     async def stream(self) -> AsyncIterator[Any]:
@@ -69,8 +71,8 @@ class FakeClient:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeClient]:
     """Install a FakeClient in place of g4f's AsyncClient."""
 
-    def install(*items: Any) -> FakeClient:
-        client = FakeClient(list(items))
+    def install(*items: Any, create_raises: Exception | None = None) -> FakeClient:
+        client = FakeClient(list(items), create_raises)
         monkeypatch.setattr(messages_stream, "AsyncClient", client)
         return client
 
@@ -102,8 +104,7 @@ def test_empty_choices_and_none_empty_or_non_text_content_add_nothing(fake, caps
 
 
 def test_an_error_raised_by_create_itself_is_reported_and_exits_1(fake, capsys) -> None:
-    fake()
-    messages_stream.AsyncClient.items = ConnectionError("offline")  # type: ignore[attr-defined]
+    fake(chunk("never"), create_raises=ConnectionError("offline"))
     with pytest.raises(SystemExit) as exit:
         asyncio.run(messages_stream.main())
     assert exit.value.code == "error: g4f's default provider failed: offline"
