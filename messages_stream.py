@@ -1,119 +1,152 @@
-"""Stream a chat completion with g4f's AsyncClient, printing the answer as it arrives.
+"""Stream a chat completion with g4f's AsyncClient: main() is the lesson; "The command line" is below it."""
 
-    python messages_stream.py [PROMPT | -] [--model M] [--provider NAME_OR_URL] [--timeout S] [--debug]
+import asyncio
+import logging
+import os
+import sys
+import time
 
-stdout carries only the answer and a final line; a failure is one `error: ...` line on stderr.
-Exit codes: 0 done, 1 failed, 2 usage error, 130 Ctrl-C, 141 stdout closed early, 143 SIGTERM.
-"""
+from g4f.client import AsyncClient, ChatCompletionChunk
+from g4f.client.factory import create_custom_provider
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as time_limit
+else:  # the same, from a package that aiohttp already installs on 3.10
+    from async_timeout import timeout as time_limit
+
+PROMPT, MODEL, TIMEOUT = "Say hello there!", "gpt-4", 60.0  # TIMEOUT: seconds to wait for the next chunk
+log = logging.getLogger("messages_stream")
+
+
+async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
+               provider: str | None = None, timeout: float = TIMEOUT) -> str:
+    """Stream the answer to `prompt` (a user message, or a list of messages), printing each piece; return it.
+
+    `provider`: a g4f provider name, an OpenAI-compatible API's base URL, or None for g4f's choice. After
+    the final text, raises TimeoutError (`timeout` s without a chunk), ValueError (no text), g4f's errors."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    text, thought, pieces, started, first = "", False, 0, time.monotonic(), 0.0
+    try:
+        client = AsyncClient(provider=to_provider(provider, model), api_key=os.environ.get("G4F_API_KEY"))
+        # Not awaited: create() returns an async iterator at once. It can raise already, hence in the `try`.
+        # g4f's look-ups (registry, `GET /models`) block the loop, untimed: the command line bounds those.
+        stream = client.chat.completions.create(model=model, messages=messages, stream=True)
+        async with time_limit(timeout) as limit:  # bounds the wait for the first chunk...
+            async for chunk in stream:
+                limit.reschedule(asyncio.get_running_loop().time() + timeout)  # ...and for each next one
+                delta = chunk.choices[0].delta if chunk.choices else None  # `choices` can be empty
+                if delta and delta.reasoning:  # a thinking model's thoughts: shown on stderr, not the answer
+                    thought = True
+                    print(delta.reasoning, end="", file=sys.stderr, flush=True)
+                if delta and delta.content is not None:  # None at the end; web sources, images: as markdown
+                    text += str(delta.content)  # first: a signal may end the run before the next line
+                    print(delta.content, end="", flush=True)  # flushed, or the stream arrives all at once
+                    pieces, first = pieces + 1, first or time.monotonic() - started
+        if not text:  # g4f drops the errors some providers yield instead of raising: silence hides one
+            raise ValueError("the provider sent only reasoning" if thought
+                             else "the provider returned an empty response")
+    finally:  # even after an error: keep what came, and end the reasoning's line
+        print(f"\n\nFinal accumulated text: {text}", flush=True)
+        print(end="\n" if thought else "", file=sys.stderr, flush=True)
+    log.info("%s", who_answered(chunk, messages))  # g4f's default provider may have fallen back to another
+    log.info("first piece after %.2f s; %d pieces in %.2f s", first, pieces, time.monotonic() - started)
+    return text
+
+
+def who_answered(chunk: ChatCompletionChunk, messages: list[dict[str, str]]) -> str:
+    """The provider and the model that answered (after any fallback), why it ended, and the token usage."""
+    usage = getattr(chunk, "usage", None)  # the last chunk's; g4f estimates it when the provider sent none:
+    guess = 1 + sum(len(str(m["content"]).encode()) // 4 + 4 for m in messages)  # its prompt_tokens guess
+    source = "estimated by g4f" if usage and usage.prompt_tokens == guess else "reported by the provider"
+    return (f"{chunk.provider} answered with {chunk.model} ({chunk.choices[0].finish_reason}); "
+            f"{usage and usage.total_tokens} tokens, {source}")
+
+
+def to_provider(provider: str | None, model: str) -> object:
+    """A base URL becomes a g4f provider that knows its model (so no blocking `GET /models`); a name stays."""
+    url = provider and provider.lower().startswith(("http://", "https://"))
+    return create_custom_provider(provider, models=[model]) if url else provider or None  # None: g4f's choice
+
+
+# ---- The command line ---------------------------------------------------------------------------------
+# Everything below turns main() into a dependable command, and acts on the whole process, which it owns:
+# signals, a POSIX alarm, exit codes, the terminal, and g4f's shared connections.
 
 import argparse
-import asyncio
-import contextlib
-import functools
-import os
+import errno
+import re
 import signal
-import sys
 import traceback
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TextIO, cast
 
 import aiohttp
 import requests
 from g4f import debug
-from g4f.client import AsyncClient
-from g4f.client.factory import create_custom_provider
-from g4f.errors import MissingAuthError, ProviderNotFoundError
+from g4f.config import get_cache_dir
+from g4f.errors import MissingAuthError, ProviderNotFoundError, RetryProviderError
 from g4f.requests import close_shared_connectors
 
-PROMPT = "Say hello there!"
-MODEL = "gpt-4"
-TIMEOUT = 60.0  # seconds to wait for the provider to say anything: the first chunk, or the next one
-NO_RESPONSE = "no response from the provider within {:g} s"
-# deadline() bounds every wait with a POSIX alarm. g4f's own stream_timeout is only the fallback where
-# there is none (Windows): it cannot end g4f's blocking look-ups, and costs an asyncio.wait_for a chunk.
-ALARM = hasattr(signal, "setitimer")
+REGISTRY = "g4f's provider registry (https://g4f.dev/dist/js/providers.json)"
+# A provider's control characters, shown visibly on a terminal (ESC as ^[): no escape sequence gets through.
+VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(32), 127] if chr(c) not in "\t\n"} | {
+    c: f"\\x{c:x}" for c in range(128, 160)}
 
 
-async def main(prompt: str = PROMPT, model: str = MODEL, provider: str | None = None,
-               timeout: float = TIMEOUT) -> str:
-    """Stream the answer to `prompt`, printing each piece as it arrives; return the whole text.
+def exit_on(code: int | str) -> Callable[[int, object], None]:
+    """A signal handler that ends the run with `code` at once, wherever Python is, and ignores what follows.
 
-    `provider` is a g4f provider name, the base URL of an OpenAI-compatible API, or None for g4f's choice.
+    Raising SystemExit interrupts even a blocking call, and gets past g4f's `except Exception`. Ignoring the
+    next signals lets the run end in order: a second Ctrl-C must not cut the final line short.
     """
-    text = ""
+    def handler(signum: int, frame: object) -> None:
+        for number in signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+        sys.exit(code)
+    return handler
+
+
+async def run(prompt: str | list[dict[str, str]], args: argparse.Namespace) -> None:
+    """Run main(), with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
+    if hasattr(signal, "setitimer"):  # not on Windows: there, a look-up that hangs is not bounded
+        # A heartbeat on the event loop keeps re-arming an alarm, which rings only when one call has blocked
+        # the whole loop for --timeout s: a g4f look-up with no timeout, where no asyncio timeout can reach.
+        where = REGISTRY.split(" (")[0] if args.provider is None else hide(args.provider)
+        signal.signal(signal.SIGALRM, exit_on(f"error: no response from {where} within {args.timeout:g} s"))
+        loop, beat = asyncio.get_running_loop(), min(1.0, args.timeout / 4)
+
+        def heartbeat() -> None:
+            signal.setitimer(signal.ITIMER_REAL, args.timeout + beat)
+            loop.call_later(beat, heartbeat)
+        heartbeat()
     try:
-        with deadline(timeout) as progress:
-            client = AsyncClient(provider=to_provider(provider, model), api_key=os.environ.get("G4F_API_KEY"))
-            # Not awaited: create() returns an async iterator at once. It can raise already (g4f looks
-            # up its providers here), so it belongs inside the `try` too.
-            stream = client.chat.completions.create(
-                model=model,
-                messages=[{"role": "user", "content": prompt}],
-                stream=True,
-                stream_timeout=None if ALARM else timeout,  # g4f's own bound; see ALARM
-            )
-            async for chunk in stream:
-                progress()
-                # `choices` can be empty; `content` can be None (reasoning, the last chunk) or a media object.
-                content = chunk.choices[0].delta.content if chunk.choices else None
-                if isinstance(content, str) and content:
-                    text += content  # first: a signal may end the run before the next line
-                    print(content, end="", flush=True)  # flushed, or the "stream" arrives all at once
-        if not text:  # g4f drops the errors some providers yield instead of raising: silence hides one
-            raise SystemExit("error: the provider returned an empty response")
-    except BrokenPipeError:
-        raise  # the reader of stdout has gone (`| head`): nothing to report, cli() ends quietly
-    except Exception as error:
-        details = traceback.format_exc() if debug.logging else ""  # the traceback only with --debug
-        raise SystemExit(hide_key(f"{details}error: {describe(error, provider, timeout)}")) from error
+        await main(prompt, args.model, args.provider, args.timeout)
     finally:
-        await close_shared_connectors()  # g4f never closes its aiohttp connector: "Unclosed connector"
-        print(f"\n\nFinal accumulated text: {text}", flush=True)  # even after an error: keep what came
-    return text
-
-
-def to_provider(provider: str | None, model: str) -> Any:
-    """Turn a base URL into a g4f provider class; leave a provider name (or None) for g4f to resolve."""
-    if provider and provider.startswith(("http://", "https://")):
-        # Naming the model up front spares g4f its blocking `GET /models`, which has no timeout.
-        return create_custom_provider(provider.rstrip("/"), models=[model])
-    return provider or None  # "" too means g4f's own choice
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[Callable[[], object]]:
-    """Give up after `seconds` without progress, even inside a blocking call; yield what marks progress.
-
-    Some of g4f's look-ups block the event loop with no timeout, so no asyncio timeout can end them.
-    A POSIX alarm can: its handler raises wherever Python is, in such a call or in the event loop's
-    wait, and SystemExit gets past g4f's own `except Exception` (which would only try the next provider).
-    """
-    if not ALARM:  # Windows: g4f's stream_timeout is the only bound
-        yield lambda: None
-        return
-    message = "error: " + NO_RESPONSE.format(seconds)
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: sys.exit(message))
-    progress = functools.partial(signal.setitimer, signal.ITIMER_REAL, seconds)  # (re)starts the countdown
-    progress()
-    try:
-        yield progress
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        await close_shared_connectors()  # g4f never closes them: "Unclosed connector" at exit otherwise
 
 
 def describe(error: Exception, provider: str | None, timeout: float) -> str:
     """Say in plain words, on one line, what failed and where."""
-    where = provider or "g4f's default provider"
-    if isinstance(error, ProviderNotFoundError):
+    where = hide(provider) if provider else "g4f's default provider"
+    if error.__traceback__ and traceback.extract_tb(error.__traceback__)[-1].name == "main":
+        message = str(error)  # main()'s own words are plain already
+    elif provider is None and isinstance(error, (ProviderNotFoundError, requests.JSONDecodeError)):
+        message = f"{REGISTRY} sent no usable list of providers; try again later"  # (and it was not cached)
+    elif isinstance(error, ProviderNotFoundError):
         message = (f"unknown provider {provider!r}; list the valid names with: "
                    'python -c "import g4f.Provider; print(*g4f.Provider.ProviderLoader.names)"')
-    elif isinstance(error, (TimeoutError, asyncio.TimeoutError, requests.Timeout)):
-        message = NO_RESPONSE.format(timeout)
+    elif isinstance(error, RetryProviderError):  # one line per provider follows the first
+        first, *others = str(error).splitlines()[1:] or [str(error)]
+        message = f"all {1 + len(others)} providers that g4f tried failed; the first, {first[:120]}"
+    elif isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+        message = f"no response from the provider within {timeout:g} s"
     elif isinstance(error, requests.ConnectionError):  # from one of g4f's blocking look-ups
         url = str(error.request.url) if error.request else ""
-        message = (f"cannot reach g4f's provider registry ({url}); check the network and any proxy settings"
-                   if url.endswith("providers.json") else f"cannot connect to {where} (fetching {url})")
+        message = (f"cannot reach {REGISTRY}; check the network and any proxy settings"
+                   if url.endswith("providers.json") else f"cannot connect to {where} (fetching {hide(url)})")
     elif isinstance(error, aiohttp.ClientConnectorError):
         reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"
@@ -121,21 +154,37 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         message = f"the connection to {where} broke off mid-stream"
     elif isinstance(error, MissingAuthError) or str(error).startswith(("Error 403", "Response 403")):
         message = f"{where} refused the request ({error}); check G4F_API_KEY"
+    elif isinstance(error, NameError):  # g4f's parser met no `data:` line at all: a web page, not an API
+        message = f"{where} did not answer as an OpenAI-compatible API (an HTML page?); check the URL"
     else:
         message = f"{where} failed: {error or type(error).__name__}"
     return " ".join(message.split())  # a server's message can span lines
 
 
-def hide_key(text: str) -> str:
-    """Mask the API key wherever it appears (servers like to quote a bad key back)."""
-    key = os.environ.get("G4F_API_KEY")
-    return text.replace(key, "***") if key else text
+def hide(text: str) -> str:
+    """Mask the secrets: a URL's `user:password@`, and the API key where it is long enough to be one."""
+    key = os.environ.get("G4F_API_KEY", "")
+    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    return text.replace(key, "***") if len(key) >= 8 else text  # `ollama`, `EMPTY`: dummies, not secrets
+
+
+def for_terminal(stream: TextIO, style: str = "") -> TextIO:
+    """On a terminal, show the provider's control characters visibly; elsewhere, pass the text unchanged.
+
+    print() needs only write() and flush(), so a namespace of two functions can stand in for the stream.
+    """
+    if not stream.isatty():
+        return stream
+    write = (lambda text: stream.write(text and f"{style}{text.translate(VISIBLE)}\033[0m")) if style else (
+        lambda text: stream.write(text.translate(VISIBLE)))
+    return cast(TextIO, SimpleNamespace(write=write, flush=stream.flush))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line; the defaults come from g4f's own environment variables."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="API key: $G4F_API_KEY.")
+    parser = argparse.ArgumentParser(description=__doc__.split(":")[0], epilog="API key: $G4F_API_KEY.")
     parser.add_argument("prompt", nargs="?", default=PROMPT, help="the message, or - to read it from stdin")
+    parser.add_argument("-s", "--system", help="a system message, sent before the prompt")
     parser.add_argument("--model", default=os.environ.get("G4F_MODEL") or MODEL,
                         help="default: $G4F_MODEL, else %(default)s")
     parser.add_argument("--provider", default=os.environ.get("G4F_PROVIDER") or None,
@@ -143,35 +192,67 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default: $G4F_PROVIDER, else g4f's choice)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT,
                         help="seconds to wait for the first chunk and each next one (default: %(default)g)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say who answered, and how fast")
     parser.add_argument("--debug", action="store_true", help="log what g4f does, and show tracebacks")
     args = parser.parse_args(argv)
-    if args.prompt == "-":
-        args.prompt = sys.stdin.read() if sys.stdin else ""
+    try:
+        if args.prompt == "-":
+            args.prompt = sys.stdin.read() if sys.stdin else ""  # no stdin at all (`<&-`) reads as empty
+        (args.prompt + (args.system or "")).encode()  # a bad byte in an argument arrives as a lone surrogate
+    except UnicodeError:
+        parser.error("the prompt is not valid UTF-8")
     if not args.prompt.strip():
         parser.error("the prompt is empty")
-    if not 0 < args.timeout < float("inf"):
-        parser.error("--timeout must be a positive number of seconds")
+    if not args.model:
+        parser.error("--model is empty")
+    if not 0 < args.timeout <= 86400:
+        parser.error("--timeout must be a positive number of seconds, at most 86400")
+    provider = args.provider or ""
+    if re.fullmatch(r"[\w.-]+:\d+(/.*)?", provider):
+        parser.error(f"--provider {provider}: did you mean http://{provider}{'/v1' * ('/' not in provider)}?")
+    if provider.lower().startswith(("http://", "https://")) and re.search(r"[?#]", provider):
+        parser.error("--provider: a base URL cannot have a query string")
     return args
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """Run main() as a command; a failure or a signal ends it earlier, through SystemExit and its code."""
-    # Exit with the shell's code for the signal (130 Ctrl-C, 143 SIGTERM), raising wherever Python is:
-    # one Ctrl-C is then enough even inside a blocking call, where asyncio.run's own handler would wait.
-    for number in signal.SIGINT, signal.SIGTERM:
-        signal.signal(number, lambda signum, frame: sys.exit(128 + signum))
-    if sys.stdout:  # what the terminal cannot encode becomes "?" instead of an error
-        sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
+    """Run main() as a command: one `error:` line and an exit code for what fails; signals end it in order."""
+    out, err = sys.stdout, sys.stderr
+    for number in signal.SIGINT, signal.SIGTERM:  # 130 and 143, the shell's codes, even in a blocking call
+        signal.signal(number, exit_on(128 + number))
     args = parse_args(argv)
+    if out is None:  # started with stdout closed (`>&-`): the answer would vanish
+        print("error: stdout is closed, so the answer has nowhere to go", file=err)
+        return 2
+    out.reconfigure(errors="replace")  # type: ignore[union-attr]  # what it cannot encode becomes "?"
+    if args.verbose:
+        logging.basicConfig(format="%(message)s")
+        log.setLevel(logging.INFO)
     if args.debug:  # g4f logs to stdout by default, and stdout is for the answer alone
-        debug.enable_logging(lambda *text, **_: print(hide_key(" ".join(map(str, text))), file=sys.stderr))
+        debug.enable_logging(lambda *text, **_: print(hide(" ".join(map(str, text))), file=err))
+    sys.stdout = for_terminal(out)
+    sys.stderr = for_terminal(err, "" if os.environ.get("NO_COLOR") else "\033[2m")  # reasoning, dimmed
+    prompt = [{"role": "system", "content": args.system}] if args.system else []
     try:
-        asyncio.run(main(args.prompt, args.model, args.provider, args.timeout))
-    except BrokenPipeError:
-        # The reader of stdout has gone (`| head`): point stdout at /dev/null, so that the flush at exit
-        # cannot fail again, and exit as a command killed by SIGPIPE would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        asyncio.run(run([*prompt, {"role": "user", "content": args.prompt}], args))
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): exit as SIGPIPE would, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # so that the flush at exit cannot fail again
         return 141
+    except Exception as error:
+        sys.stdout, sys.stderr = out, err
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EFBIG):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            error_line = f"cannot write the answer to stdout ({error.strerror})"
+        else:
+            error_line = describe(error, args.provider, args.timeout)
+        if args.provider is None and "usable list of providers" in error_line:  # don't keep it for the day
+            (Path(get_cache_dir()) / ".models" / date.today().isoformat() / "providers.json").unlink(True)
+        print(hide(traceback.format_exc() if args.debug else "") + f"error: {hide(error_line)}", file=err)
+        return 1
+    finally:
+        sys.stdout, sys.stderr = out, err
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
     return 0
 
 
