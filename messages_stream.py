@@ -69,16 +69,13 @@ def to_provider(provider: str | None, model: str) -> object:
 
 
 # ---- The command line ---------------------------------------------------------------------------------
-# Everything below turns main() into a dependable command, and acts on the whole process, which it owns:
-# signals, a POSIX alarm, exit codes, the terminal, and g4f's shared connections.
+# Below, what makes main() a dependable command. It owns the process: signals, a POSIX alarm, exit codes,
+# the terminal, and g4f's shared connections.
 
 import argparse
-import errno
 import re
 import signal
 import traceback
-from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TextIO, cast
@@ -90,40 +87,32 @@ from g4f.config import get_cache_dir
 from g4f.errors import MissingAuthError, ProviderNotFoundError, RetryProviderError
 from g4f.requests import close_shared_connectors
 
-REGISTRY = "g4f's provider registry (https://g4f.dev/dist/js/providers.json)"
-# A provider's control characters, shown visibly on a terminal (ESC as ^[): no escape sequence gets through.
-VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(32), 127] if chr(c) not in "\t\n"} | {
-    c: f"\\x{c:x}" for c in range(128, 160)}
+REGISTRY, URL = "g4f's provider registry", "https://g4f.dev/dist/js/providers.json"
+# A provider's control characters, made visible on a terminal (ESC as ^[): no escape sequence gets through.
+VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(9), *range(11, 32), 127]}  # all but tab and newline
+VISIBLE |= {c: f"\\x{c:x}" for c in range(128, 160)}  # the C1 controls, CSI (\\x9b) among them
 
 
-def exit_on(code: int | str) -> Callable[[int, object], None]:
-    """A signal handler that ends the run with `code` at once, wherever Python is, and ignores what follows.
-
-    Raising SystemExit interrupts even a blocking call, and gets past g4f's `except Exception`. Ignoring the
-    next signals lets the run end in order: a second Ctrl-C must not cut the final line short.
-    """
-    def handler(signum: int, frame: object) -> None:
-        for number in signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM):
-            signal.signal(number, signal.SIG_IGN)
-        sys.exit(code)
-    return handler
+def stop(code: int | str) -> None:
+    """End the run at once, even inside a blocking call; ignore later signals, so that it ends in order."""
+    for number in signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    sys.exit(code)  # SystemExit gets past g4f's `except Exception`, which would only try the next provider
 
 
-async def run(prompt: str | list[dict[str, str]], args: argparse.Namespace) -> None:
-    """Run main(), with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
+async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
+    """Run main() with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
     if hasattr(signal, "setitimer"):  # not on Windows: there, a look-up that hangs is not bounded
-        # A heartbeat on the event loop keeps re-arming an alarm, which rings only when one call has blocked
-        # the whole loop for --timeout s: a g4f look-up with no timeout, where no asyncio timeout can reach.
-        where = REGISTRY.split(" (")[0] if args.provider is None else hide(args.provider)
-        signal.signal(signal.SIGALRM, exit_on(f"error: no response from {where} within {args.timeout:g} s"))
+        silent = f"error: no response from {hide(args.provider or REGISTRY)} within {args.timeout:g} s"
+        signal.signal(signal.SIGALRM, lambda *_: stop(silent))
         loop, beat = asyncio.get_running_loop(), min(1.0, args.timeout / 4)
 
-        def heartbeat() -> None:
+        def heartbeat() -> None:  # re-arms the alarm from the loop: only a call that blocks it lets it ring
             signal.setitimer(signal.ITIMER_REAL, args.timeout + beat)
             loop.call_later(beat, heartbeat)
         heartbeat()
     try:
-        await main(prompt, args.model, args.provider, args.timeout)
+        await main(messages, args.model, args.provider, args.timeout)
     finally:
         await close_shared_connectors()  # g4f never closes them: "Unclosed connector" at exit otherwise
 
@@ -131,22 +120,21 @@ async def run(prompt: str | list[dict[str, str]], args: argparse.Namespace) -> N
 def describe(error: Exception, provider: str | None, timeout: float) -> str:
     """Say in plain words, on one line, what failed and where."""
     where = hide(provider) if provider else "g4f's default provider"
-    if error.__traceback__ and traceback.extract_tb(error.__traceback__)[-1].name == "main":
-        message = str(error)  # main()'s own words are plain already
+    if error.__traceback__ and traceback.extract_tb(error.__traceback__)[-1].name == "main":  # main()'s words
+        message = f"cannot write the answer ({error.strerror})" if isinstance(error, OSError) else str(error)
     elif provider is None and isinstance(error, (ProviderNotFoundError, requests.JSONDecodeError)):
-        message = f"{REGISTRY} sent no usable list of providers; try again later"  # (and it was not cached)
+        message = f"{REGISTRY} ({URL}) sent no usable list of providers; try again later"
     elif isinstance(error, ProviderNotFoundError):
         message = (f"unknown provider {provider!r}; list the valid names with: "
                    'python -c "import g4f.Provider; print(*g4f.Provider.ProviderLoader.names)"')
-    elif isinstance(error, RetryProviderError):  # one line per provider follows the first
+    elif isinstance(error, RetryProviderError):  # a line for each provider follows the first line
         first, *others = str(error).splitlines()[1:] or [str(error)]
         message = f"all {1 + len(others)} providers that g4f tried failed; the first, {first[:120]}"
     elif isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         message = f"no response from the provider within {timeout:g} s"
-    elif isinstance(error, requests.ConnectionError):  # from one of g4f's blocking look-ups
-        url = str(error.request.url) if error.request else ""
-        message = (f"cannot reach {REGISTRY}; check the network and any proxy settings"
-                   if url.endswith("providers.json") else f"cannot connect to {where} (fetching {hide(url)})")
+    elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
+        url = str(error.request.url) if error.request else where
+        message = f"cannot reach {f'{REGISTRY} ({URL})' if url == URL else url}; check the network, any proxy"
     elif isinstance(error, aiohttp.ClientConnectorError):
         reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"
@@ -154,7 +142,7 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         message = f"the connection to {where} broke off mid-stream"
     elif isinstance(error, MissingAuthError) or str(error).startswith(("Error 403", "Response 403")):
         message = f"{where} refused the request ({error}); check G4F_API_KEY"
-    elif isinstance(error, NameError):  # g4f's parser met no `data:` line at all: a web page, not an API
+    elif isinstance(error, NameError):  # g4f's parser found no `data:` line at all: a web page, not an API
         message = f"{where} did not answer as an OpenAI-compatible API (an HTML page?); check the URL"
     else:
         message = f"{where} failed: {error or type(error).__name__}"
@@ -169,15 +157,10 @@ def hide(text: str) -> str:
 
 
 def for_terminal(stream: TextIO, style: str = "") -> TextIO:
-    """On a terminal, show the provider's control characters visibly; elsewhere, pass the text unchanged.
-
-    print() needs only write() and flush(), so a namespace of two functions can stand in for the stream.
-    """
-    if not stream.isatty():
-        return stream
-    write = (lambda text: stream.write(text and f"{style}{text.translate(VISIBLE)}\033[0m")) if style else (
-        lambda text: stream.write(text.translate(VISIBLE)))
-    return cast(TextIO, SimpleNamespace(write=write, flush=stream.flush))
+    """On a terminal, show a provider's control characters visibly, in `style`; elsewhere, change nothing."""
+    end = "\033[0m" if style else ""  # print() needs only write() and flush(): two functions stand in
+    return stream if not stream.isatty() else cast(TextIO, SimpleNamespace(
+        write=lambda text: stream.write(text and style + text.translate(VISIBLE) + end), flush=stream.flush))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -185,33 +168,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split(":")[0], epilog="API key: $G4F_API_KEY.")
     parser.add_argument("prompt", nargs="?", default=PROMPT, help="the message, or - to read it from stdin")
     parser.add_argument("-s", "--system", help="a system message, sent before the prompt")
-    parser.add_argument("--model", default=os.environ.get("G4F_MODEL") or MODEL,
-                        help="default: $G4F_MODEL, else %(default)s")
+    parser.add_argument("--model", default=os.environ.get("G4F_MODEL") or MODEL, help="$G4F_MODEL or gpt-4")
     parser.add_argument("--provider", default=os.environ.get("G4F_PROVIDER") or None,
-                        help="a g4f provider name, or the base URL of an OpenAI-compatible API "
-                             "(default: $G4F_PROVIDER, else g4f's choice)")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT,
-                        help="seconds to wait for the first chunk and each next one (default: %(default)g)")
+                        help="a g4f provider name, or an OpenAI-compatible API's base URL ($G4F_PROVIDER)")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds to wait for a chunk (60)")
     parser.add_argument("-v", "--verbose", action="store_true", help="say who answered, and how fast")
     parser.add_argument("--debug", action="store_true", help="log what g4f does, and show tracebacks")
     args = parser.parse_args(argv)
-    try:
-        if args.prompt == "-":
-            args.prompt = sys.stdin.read() if sys.stdin else ""  # no stdin at all (`<&-`) reads as empty
-        (args.prompt + (args.system or "")).encode()  # a bad byte in an argument arrives as a lone surrogate
-    except UnicodeError:
-        parser.error("the prompt is not valid UTF-8")
-    if not args.prompt.strip():
-        parser.error("the prompt is empty")
-    if not args.model:
-        parser.error("--model is empty")
-    if not 0 < args.timeout <= 86400:
-        parser.error("--timeout must be a positive number of seconds, at most 86400")
-    provider = args.provider or ""
-    if re.fullmatch(r"[\w.-]+:\d+(/.*)?", provider):
-        parser.error(f"--provider {provider}: did you mean http://{provider}{'/v1' * ('/' not in provider)}?")
-    if provider.lower().startswith(("http://", "https://")) and re.search(r"[?#]", provider):
-        parser.error("--provider: a base URL cannot have a query string")
+    if args.prompt == "-":  # read as UTF-8 whatever the locale; a bad byte becomes a lone surrogate
+        args.prompt = sys.stdin.buffer.read().decode(errors="surrogateescape") if sys.stdin else ""
+    url = args.provider or ""
+    for wrong, message in (
+        (re.search("[\ud800-\udfff]", args.prompt + (args.system or "")), "the prompt is not valid UTF-8"),
+        (not args.prompt.strip(), "the prompt is empty"),
+        (not args.model, "--model is empty"),
+        (not 0 < args.timeout <= 86400, "--timeout must be a positive number of seconds, at most 86400"),
+        (re.fullmatch(r"[\w.-]+:\d+", url), f"--provider {url}: did you mean http://{url}/v1?"),
+        ("://" in url and re.search("[?#]", url), "--provider: a base URL cannot have a query string"),
+        (sys.stdout is None, "stdout is closed, so the answer would have nowhere to go"),
+    ):
+        if wrong:
+            parser.error(message)
     return args
 
 
@@ -219,35 +196,27 @@ def cli(argv: list[str] | None = None) -> int:
     """Run main() as a command: one `error:` line and an exit code for what fails; signals end it in order."""
     out, err = sys.stdout, sys.stderr
     for number in signal.SIGINT, signal.SIGTERM:  # 130 and 143, the shell's codes, even in a blocking call
-        signal.signal(number, exit_on(128 + number))
+        signal.signal(number, lambda signum, frame: stop(128 + signum))
     args = parse_args(argv)
-    if out is None:  # started with stdout closed (`>&-`): the answer would vanish
-        print("error: stdout is closed, so the answer has nowhere to go", file=err)
-        return 2
     out.reconfigure(errors="replace")  # type: ignore[union-attr]  # what it cannot encode becomes "?"
-    if args.verbose:
-        logging.basicConfig(format="%(message)s")
-        log.setLevel(logging.INFO)
+    logging.basicConfig(format="%(message)s")  # main() logs who answered; -v shows it
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.debug:  # g4f logs to stdout by default, and stdout is for the answer alone
         debug.enable_logging(lambda *text, **_: print(hide(" ".join(map(str, text))), file=err))
     sys.stdout = for_terminal(out)
     sys.stderr = for_terminal(err, "" if os.environ.get("NO_COLOR") else "\033[2m")  # reasoning, dimmed
-    prompt = [{"role": "system", "content": args.system}] if args.system else []
+    system = [{"role": "system", "content": args.system}] if args.system else []
     try:
-        asyncio.run(run([*prompt, {"role": "user", "content": args.prompt}], args))
-    except BrokenPipeError:  # the reader of stdout has gone (`| head`): exit as SIGPIPE would, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # so that the flush at exit cannot fail again
-        return 141
+        asyncio.run(run([*system, {"role": "user", "content": args.prompt}], args))
     except Exception as error:
-        sys.stdout, sys.stderr = out, err
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EFBIG):
+        if isinstance(error, OSError):  # a reader gone (`| head`), a full disk: let exit flush to /dev/null
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-            error_line = f"cannot write the answer to stdout ({error.strerror})"
-        else:
-            error_line = describe(error, args.provider, args.timeout)
-        if args.provider is None and "usable list of providers" in error_line:  # don't keep it for the day
-            (Path(get_cache_dir()) / ".models" / date.today().isoformat() / "providers.json").unlink(True)
-        print(hide(traceback.format_exc() if args.debug else "") + f"error: {hide(error_line)}", file=err)
+        if isinstance(error, BrokenPipeError):  # quietly, with the code of a command killed by SIGPIPE
+            return 141
+        line = describe(error, args.provider, args.timeout)
+        if "usable list" in line:  # g4f keeps a broken registry for the day: remove it, for the next run
+            (Path(get_cache_dir()) / ".models" / time.strftime("%Y-%m-%d") / "providers.json").unlink(True)
+        print(hide(traceback.format_exc() if args.debug else "") + f"error: {hide(line)}", file=err)
         return 1
     finally:
         sys.stdout, sys.stderr = out, err
