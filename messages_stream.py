@@ -59,7 +59,7 @@ def who_answered(chunk: ChatCompletionChunk, messages: list[dict[str, str]]) -> 
     guess = 1 + sum(len(str(m["content"]).encode()) // 4 + 4 for m in messages)  # its prompt_tokens guess
     source = "estimated by g4f" if usage and usage.prompt_tokens == guess else "reported by the provider"
     return (f"{chunk.provider} answered with {chunk.model} ({chunk.choices[0].finish_reason}); "
-            f"{usage and usage.total_tokens} tokens, {source}")
+            f"{usage and usage.total_tokens} tokens, {source}")  # g4f's last chunk always has one choice
 
 
 def to_provider(provider: str | None, model: str) -> object:
@@ -134,7 +134,8 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         message = f"no response from the provider within {timeout:g} s"
     elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
         url = str(error.request.url) if error.request else where
-        message = f"cannot reach {f'{REGISTRY} ({URL})' if url == URL else url}; check the network, any proxy"
+        where = f"{REGISTRY} ({URL})" if url == URL else url
+        message = f"cannot reach {where}; check the network and any proxy settings"
     elif isinstance(error, aiohttp.ClientConnectorError):
         reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"

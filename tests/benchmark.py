@@ -96,7 +96,8 @@ sys.path.insert(0, sys.argv[1])
 import messages_stream
 from benchmark import pieces
 
-chunks = [SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=piece))])
+chunks = [SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=piece, reasoning=None),
+                                                  finish_reason=None)], provider="p", model="m")
           for piece in pieces(int(sys.argv[2]))]
 
 async def stream():
