@@ -21,7 +21,6 @@ log = logging.getLogger("messages_stream")
 async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
                provider: str | None = None, timeout: float = TIMEOUT) -> str:
     """Stream the answer to `prompt` (a user message, or a list of messages), printing each piece; return it.
-
     `provider`: a g4f provider name, an OpenAI-compatible API's base URL, or None for g4f's choice. After
     the final text, raises TimeoutError (`timeout` s without a chunk), ValueError (no text), g4f's errors."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
@@ -32,8 +31,9 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
         # g4f's look-ups (registry, `GET /models`) block the loop, untimed: the command line bounds those.
         stream = client.chat.completions.create(model=model, messages=messages, stream=True)
         async with time_limit(timeout) as limit:  # bounds the wait for the first chunk...
+            move = getattr(limit, "reschedule" if sys.version_info >= (3, 11) else "update")  # 3.10: update()
             async for chunk in stream:
-                limit.reschedule(asyncio.get_running_loop().time() + timeout)  # ...and for each next one
+                move(asyncio.get_running_loop().time() + timeout)  # ...and for each next one
                 delta = chunk.choices[0].delta if chunk.choices else None  # `choices` can be empty
                 if delta and delta.reasoning:  # a thinking model's thoughts: shown on stderr, not the answer
                     thought = True
@@ -88,6 +88,7 @@ from g4f.errors import MissingAuthError, ProviderNotFoundError, RetryProviderErr
 from g4f.requests import close_shared_connectors
 
 REGISTRY, URL = "g4f's provider registry", "https://g4f.dev/dist/js/providers.json"
+LOADED = "g4f.providers.any_provider"  # its import downloads the registry, then defines AnyProvider
 # A provider's control characters, made visible on a terminal (ESC as ^[): no escape sequence gets through.
 VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(9), *range(11, 32), 127]}  # all but tab and newline
 VISIBLE |= {c: f"\\x{c:x}" for c in range(128, 160)}  # the C1 controls, CSI (\\x9b) among them
@@ -103,8 +104,11 @@ def stop(code: int | str) -> None:
 async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
     """Run main() with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
     if hasattr(signal, "setitimer"):  # not on Windows: there, a look-up that hangs is not bounded
-        silent = f"error: no response from {hide(args.provider or REGISTRY)} within {args.timeout:g} s"
-        signal.signal(signal.SIGALRM, lambda *_: stop(silent))
+        def ring(signum: int, frame: object) -> None:  # the event loop has been blocked for --timeout s
+            listed = hasattr(sys.modules.get(LOADED), "AnyProvider")  # else g4f is still fetching its registry
+            where = args.provider or ("g4f's default provider" if listed else REGISTRY)
+            stop(f"error: no response from {hide(where)} within {args.timeout:g} s")
+        signal.signal(signal.SIGALRM, ring)
         loop, beat = asyncio.get_running_loop(), min(1.0, args.timeout / 4)
 
         def heartbeat() -> None:  # re-arms the alarm from the loop: only a call that blocks it lets it ring
@@ -121,8 +125,12 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
     """Say in plain words, on one line, what failed and where."""
     where = hide(provider) if provider else "g4f's default provider"
     if error.__traceback__ and traceback.extract_tb(error.__traceback__)[-1].name == "main":  # main()'s words
-        message = f"cannot write the answer ({error.strerror})" if isinstance(error, OSError) else str(error)
-    elif provider is None and isinstance(error, (ProviderNotFoundError, requests.JSONDecodeError)):
+        message = f"cannot write to stdout ({error.strerror})" if isinstance(error, OSError) else str(error)
+    elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
+        url = str(error.request.url) if error.request else where
+        where = f"{REGISTRY} ({URL})" if url == URL else url
+        message = f"cannot reach {where}; check the network and any proxy settings"
+    elif provider is None and not hasattr(sys.modules.get(LOADED), "AnyProvider"):  # g4f has no provider list
         message = f"{REGISTRY} ({URL}) sent no usable list of providers; try again later"
     elif isinstance(error, ProviderNotFoundError):
         message = (f"unknown provider {provider!r}; list the valid names with: "
@@ -132,10 +140,6 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         message = f"all {1 + len(others)} providers that g4f tried failed; the first, {first[:120]}"
     elif isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         message = f"no response from the provider within {timeout:g} s"
-    elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
-        url = str(error.request.url) if error.request else where
-        where = f"{REGISTRY} ({URL})" if url == URL else url
-        message = f"cannot reach {where}; check the network and any proxy settings"
     elif isinstance(error, aiohttp.ClientConnectorError):
         reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error.strerror)
         message = f"cannot connect to {where} ({reason.lower()})"
@@ -186,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         (not 0 < args.timeout <= 86400, "--timeout must be a positive number of seconds, at most 86400"),
         (re.fullmatch(r"[\w.-]+:\d+", url), f"--provider {url}: did you mean http://{url}/v1?"),
         ("://" in url and re.search("[?#]", url), "--provider: a base URL cannot have a query string"),
-        (sys.stdout is None, "stdout is closed, so the answer would have nowhere to go"),
+        (sys.stdout is None, "stdout is closed, so the answer has nowhere to go"),
     ):
         if wrong:
             parser.error(message)

@@ -351,7 +351,8 @@ def test_without_setitimer_there_is_no_belt_and_the_stream_still_works(fake, mon
     assert signal.getsignal(signal.SIGALRM) is alarm
 
 
-def test_all_providers_failed_is_one_short_line_with_the_first_reason() -> None:
+def test_all_providers_failed_is_one_short_line_with_the_first_reason(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))  # loaded
     reasons = [f"Provider{i}: ResponseError: " + "a very long explanation " * 20 for i in range(10)]
     error = RetryProviderError("RetryProvider failed:\n" + "\n".join(reasons))
     line = "error: " + messages_stream.describe(error, None, 60)
@@ -359,7 +360,8 @@ def test_all_providers_failed_is_one_short_line_with_the_first_reason() -> None:
     assert len(line) <= 200
 
 
-def test_a_registry_that_sends_no_json_is_named_as_the_registry() -> None:
+def test_a_registry_that_sends_no_json_is_named_as_the_registry(monkeypatch) -> None:
+    monkeypatch.delitem(sys.modules, messages_stream.LOADED, raising=False)  # its import failed
     error = requests.JSONDecodeError("Expecting value", "<html>", 0)
     assert messages_stream.describe(error, None, 60) == (
         "g4f's provider registry (https://g4f.dev/dist/js/providers.json) sent no usable list of providers; "
