@@ -105,7 +105,7 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
     """Run main() with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
     if hasattr(signal, "setitimer"):  # not on Windows: there, a look-up that hangs is not bounded
         def ring(signum: int, frame: object) -> None:  # the event loop has been blocked for --timeout s
-            listed = hasattr(sys.modules.get(LOADED), "AnyProvider")  # else g4f is still fetching its registry
+            listed = hasattr(sys.modules.get(LOADED), "AnyProvider")  # else g4f still fetches the registry
             where = args.provider or ("g4f's default provider" if listed else REGISTRY)
             stop(f"error: no response from {hide(where)} within {args.timeout:g} s")
         signal.signal(signal.SIGALRM, ring)
@@ -213,12 +213,13 @@ def cli(argv: list[str] | None = None) -> int:
     system = [{"role": "system", "content": args.system}] if args.system else []
     try:
         asyncio.run(run([*system, {"role": "user", "content": args.prompt}], args))
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): end quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # so that the flush at exit cannot fail
+        return 141
     except Exception as error:
-        if isinstance(error, OSError):  # a reader gone (`| head`), a full disk: let exit flush to /dev/null
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        if isinstance(error, BrokenPipeError):  # quietly, with the code of a command killed by SIGPIPE
-            return 141
         line = describe(error, args.provider, args.timeout)
+        if line.startswith("cannot write to stdout"):  # a full disk: the flush at exit would fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         if "usable list" in line:  # g4f keeps a broken registry for the day: remove it, for the next run
             (Path(get_cache_dir()) / ".models" / time.strftime("%Y-%m-%d") / "providers.json").unlink(True)
         print(hide(traceback.format_exc() if args.debug else "") + f"error: {hide(line)}", file=err)
