@@ -2,13 +2,19 @@
 
 Each peer binds to 127.0.0.1 on a port the OS picks, runs in a thread of its own, and is stopped when
 its `with` block ends, so tests can run side by side and never touch another machine.
+
+Run on its own, it serves the README's examples until Ctrl-C, and prints its base URL first:
+
+    python tests/server.py [--cut] [--port N] [--delay S]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import socket
 import threading
 import time
@@ -20,6 +26,8 @@ from aiohttp import web
 
 # What the server can do instead of a clean `data: [DONE]` ending.
 FAULTS = ("cut", "hang")
+# The reply of the README's "Example output", in the pieces a real provider might send.
+EXAMPLE = ["Hello", " there!", " How", " can", " I", " help", " you", " today?"]
 
 
 def delta(content: Any = None, **extra: Any) -> dict[str, Any]:
@@ -54,6 +62,7 @@ class Server:
     status: int = 200  # anything else answers the chat request with this status and `error_body`
     error_body: Any = None  # a dict is sent as JSON, a str as plain text
     models_status: int = 200
+    gate: threading.Event | None = None  # if given, the events after the first wait until it is set
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_write: float | None = None  # time.monotonic() of the first write, for the benchmark
@@ -85,7 +94,10 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(server: Server, request: web.Request, response: web.StreamResponse) -> None:
-    for event in server.events:
+    for number, event in enumerate(server.events):
+        if number == 1 and server.gate is not None:
+            while not server.gate.is_set():  # polled, so that stopping the server cancels the wait
+                await asyncio.sleep(0.01)
         line = event if isinstance(event, str) else json.dumps(event)
         await response.write(f"data: {line}\n\n".encode())
         if server.first_write is None:
@@ -113,8 +125,11 @@ async def _stop(runner: web.AppRunner) -> None:
 
 
 @contextlib.contextmanager
-def openai_server(**reply: Any) -> Iterator[Server]:
-    """Serve `GET /v1/models` and streaming `POST /v1/chat/completions` on 127.0.0.1 until the block ends."""
+def openai_server(port: int = 0, **reply: Any) -> Iterator[Server]:
+    """Serve `GET /v1/models` and streaming `POST /v1/chat/completions` on 127.0.0.1 until the block ends.
+
+    `port` 0 lets the OS pick a free one, so that tests can run side by side.
+    """
     server = Server(**reply)
     assert server.fault in (None, *FAULTS), server.fault
     app = web.Application()
@@ -124,7 +139,7 @@ def openai_server(**reply: Any) -> Iterator[Server]:
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, shutdown_timeout=0.1, handle_signals=False)
     loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     loop.run_until_complete(site.start())
     port = runner.addresses[0][1]
     server.connections = lambda: len(runner.server.connections) if runner.server else 0
@@ -167,3 +182,22 @@ def silent_peer(lifetime: float = 60.0) -> Iterator[str]:
         for connection in held:
             connection.close()
         listener.close()
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """Serve the README's example reply (or, with --cut, two chunks and a dropped connection) until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=serve.__doc__)
+    parser.add_argument("--cut", action="store_true", help='send "Hel", "lo", then drop the connection')
+    parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--delay", type=float, default=0.2, help="seconds between chunks (default: 0.2)")
+    args = parser.parse_args(argv)
+    cut = {"events": [delta("Hel"), delta("lo")], "fault": "cut"}
+    reply: dict[str, Any] = cut if args.cut else {"events": text_events(EXAMPLE)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as quietly as Ctrl-C
+    with contextlib.suppress(KeyboardInterrupt), openai_server(args.port, delay=args.delay, **reply) as peer:
+        print(peer.url, flush=True)  # the only line on stdout, for a script to read
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    serve()

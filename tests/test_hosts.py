@@ -1,0 +1,234 @@
+"""main() in the programs people copy it into: a bot, gather(), a worker thread, the asyncio REPL, a host
+with its own SIGALRM watchdog; and double signals on the command line (issue 7).
+
+Each host is a small program run in a subprocess of its own, so that a main() that exits, hangs or
+kills its host cannot take pytest down. It imports main() from the directory of the file under test,
+MESSAGES_STREAM_FILE (default: conftest's SCRIPT), so the same tests can be run against an old copy.
+A host reports what it saw on stdout, in lines that start with "host: ".
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, final_line
+from server import delta, openai_server, text_events
+from stress_signals import FILE, PAIRS, WINDOWS, double_signal, hooked_second_signal
+
+HOST_TIMEOUT = 90  # seconds for a whole host run: generous, the machine is small and shared
+HELLO = "Hello there!"  # what openai_server() answers by default
+STALL = [delta("stall")]  # with fault="hang": one chunk, then silence
+
+# The top of every host program. argv: the directory of the file under test, its module name, URLs.
+PRELUDE = """
+import asyncio, importlib, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])  # the file under test, not whatever copy is installed
+main = importlib.import_module(sys.argv[2]).main
+urls = sys.argv[3:]
+
+def report(*words):
+    print("host:", *words, flush=True)
+
+def kind(error):
+    timeout = isinstance(error, (TimeoutError, asyncio.TimeoutError))  # they differ on 3.10
+    return f"{'timeout' if timeout else 'other'} {type(error).__name__}"
+"""
+
+
+def run_host(body: str, *urls: str, home: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run PRELUDE + `body` as a host program; give back the run and its `host: ` lines."""
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE + body, str(FILE.parent), FILE.stem, *urls],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=HOST_TIMEOUT,
+        env=clean_env(home),
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+    )
+    return result, [line for line in result.stdout.splitlines() if line.startswith("host: ")]
+
+
+def refused_url() -> str:
+    """The base URL of a port on 127.0.0.1 that nothing listens on (the OS just handed it out)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+
+
+BOT = """
+async def serve(provider, timeout):
+    try:
+        report("ok", repr(await main("hi", provider=provider, timeout=timeout)))
+    except Exception as error:  # what a bot does: log it, and go on serving
+        report("caught", kind(error))
+
+async def bot():
+    for provider, timeout in zip(urls, (10, 1, 10)):
+        await serve(provider, timeout)
+
+asyncio.run(bot())
+report("end")
+"""
+
+
+def test_a_host_that_catches_exception_survives_a_refused_connection_and_a_timeout(isolated: Path) -> None:
+    with openai_server(events=STALL, fault="hang") as stalled, openai_server() as good:
+        result, lines = run_host(BOT, refused_url(), stalled.url, good.url, home=isolated)
+    assert result.returncode == 0, result.stderr  # it ended by itself, and not through SystemExit
+    assert lines[0].startswith("host: caught other "), result.stdout  # e.g. ClientConnectorError
+    rest = ["host: caught timeout TimeoutError", f"host: ok {HELLO!r}", "host: end"]
+    assert lines[1:] == rest, result.stdout
+    # Each call printed its final line before it raised or returned.
+    assert result.stdout.startswith(final_line("") + "host: caught other")
+    assert final_line("stall") + "host: caught timeout" in result.stdout
+    assert HELLO + final_line(HELLO) + "host: ok" in result.stdout
+
+
+# Two calls at once; each reports its outcome and how long it took.
+GATHER = """
+async def call(name, provider):
+    started = time.monotonic()
+    try:
+        outcome = repr(await main("hi", provider=provider, timeout=TIMEOUT))
+    except Exception as error:
+        outcome = kind(error)
+    report(name, outcome, f"{time.monotonic() - started:.2f}")
+
+async def both():
+    await asyncio.gather(call("fast", urls[0]), call("other", urls[1]))
+
+asyncio.run(both())
+"""
+SLOW_PIECES = [f"s{i}." for i in range(20)]  # one every 0.1 s: a 2 s stream
+
+
+def test_gather_a_fast_and_a_2_s_stream_both_complete_with_their_own_text(isolated: Path) -> None:
+    with openai_server() as fast, openai_server(events=text_events(SLOW_PIECES), delay=0.1) as slow:
+        result, lines = run_host("TIMEOUT = 10" + GATHER, fast.url, slow.url, home=isolated)
+    assert result.returncode == 0, result.stderr
+    outcomes = sorted(line.rsplit(" ", 1)[0] for line in lines)  # without the time taken
+    assert outcomes == [f"host: fast {HELLO!r}", f"host: other {''.join(SLOW_PIECES)!r}"], result.stdout
+    assert final_line(HELLO) in result.stdout and final_line("".join(SLOW_PIECES)) in result.stdout
+
+
+def test_gather_a_stalled_stream_times_out_within_4_s_and_the_fast_one_completes(isolated: Path) -> None:
+    with openai_server() as fast, openai_server(events=STALL, fault="hang") as stalled:
+        result, lines = run_host("TIMEOUT = 2" + GATHER, fast.url, stalled.url, home=isolated)
+    assert result.returncode == 0, result.stderr
+    by_name = {line.split()[1]: line.split(" ", 2)[2].rsplit(" ", 1) for line in lines}
+    assert by_name.keys() == {"fast", "other"}, result.stdout
+    assert by_name["fast"][0] == repr(HELLO)
+    assert by_name["other"][0] == "timeout TimeoutError"
+    assert float(by_name["other"][1]) < 4  # the issue's bound: timeout=2, raised within 4 s
+    assert final_line("stall") in result.stdout
+
+
+THREAD = """
+outcome = []
+
+def work():  # as Streamlit, Gradio or asyncio.to_thread would call it: in a thread, with its own loop
+    try:
+        outcome.append(repr(asyncio.run(main("hi", provider=urls[0], timeout=10))))
+    except BaseException as error:  # SystemExit would end only this thread, silently
+        outcome.append(kind(error))
+
+worker = threading.Thread(target=work)
+worker.start()
+worker.join()
+report("thread", *outcome)
+"""
+
+
+def test_main_streams_in_a_worker_thread_with_its_own_event_loop(isolated: Path) -> None:
+    with openai_server() as server:
+        result, _ = run_host(THREAD, server.url, home=isolated)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == HELLO + final_line(HELLO) + f"host: thread {HELLO!r}\n", result.stderr
+
+
+WATCHDOG = """
+fired = []
+def on_alarm(signum, frame):
+    fired.append(signum)
+def on_other(signum, frame):
+    pass
+
+handlers = {signal.SIGALRM: on_alarm, signal.SIGINT: on_other, signal.SIGTERM: on_other}
+for number, handler in handlers.items():
+    signal.signal(number, handler)
+# The host's own watchdog: every 5 s. An interval keeps it armed even if it fires during main().
+signal.setitimer(signal.ITIMER_REAL, 5, 5)
+
+async def calls():
+    report("ok", repr(await main("hi", provider=urls[0], timeout=10)))
+    try:  # a call that ends by its timeout: the likeliest one to touch an alarm
+        await main("hi", provider=urls[1], timeout=1)
+    except Exception as error:
+        report("caught", kind(error))
+
+asyncio.run(calls())
+remaining, interval = signal.getitimer(signal.ITIMER_REAL)
+report("handlers", all(signal.getsignal(number) is handler for number, handler in handlers.items()))
+report("timer", 0 < remaining <= 5, interval)
+before, deadline = len(fired), time.monotonic() + 30
+while len(fired) == before and time.monotonic() < deadline:
+    time.sleep(0.05)
+report("fired later", len(fired) > before)
+"""
+
+
+def test_a_hosts_sigalrm_handler_and_timer_and_its_other_handlers_are_untouched(isolated: Path) -> None:
+    with openai_server() as server, openai_server(events=STALL, fault="hang") as stalled:
+        result, lines = run_host(WATCHDOG, server.url, stalled.url, home=isolated)
+    assert result.returncode == 0, result.stderr
+    assert lines == [
+        f"host: ok {HELLO!r}",
+        "host: caught timeout TimeoutError",
+        "host: handlers True",
+        "host: timer True 5.0",
+        "host: fired later True",
+    ], result.stdout
+
+
+def test_a_failing_await_main_leaves_the_asyncio_repl_running(isolated: Path) -> None:
+    lines = [
+        "import importlib, sys",
+        f"sys.path.insert(0, {str(FILE.parent)!r})",
+        f"main = importlib.import_module({FILE.stem!r}).main",
+        f"await main('hi', provider={refused_url()!r}, timeout=10)",
+        "print('still alive')",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncio"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=HOST_TIMEOUT,
+        env=clean_env(isolated),
+        cwd=isolated,
+    )
+    assert "still alive\n" in result.stdout, result.stderr  # the REPL went on to the next line...
+    assert result.returncode == 0, result.stderr  # ...and ended at EOF, as a REPL does
+    assert "Traceback" in result.stderr and final_line("") in result.stdout  # after showing the failure
+
+
+@pytest.mark.parametrize("second", PAIRS.values(), ids=PAIRS.keys())
+def test_double_signals_mid_stream_keep_the_final_line_a_few_runs(isolated: Path, second: int) -> None:
+    """The short version of `python tests/stress_signals.py` (50 runs of each, gaps of 0 to 27 ms)."""
+    for run, gap in enumerate((0.0, 0.003, 0.015)):
+        (home := isolated / str(run)).mkdir()
+        assert double_signal(signal.Signals(second), gap, home)[1] == [], f"gap {gap} s"
+
+
+@pytest.mark.parametrize("where", WINDOWS)
+@pytest.mark.parametrize("second", PAIRS.values(), ids=PAIRS.keys())
+def test_a_second_signal_inside_the_ending_is_ignored(isolated: Path, second: int, where: str) -> None:
+    """Deterministic: the run sends itself the second signal while ending, at `where`, every time."""
+    assert hooked_second_signal(signal.Signals(second), where, isolated) == []
