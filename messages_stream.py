@@ -89,7 +89,7 @@ from g4f.requests import close_shared_connectors
 
 REGISTRY, URL = "g4f's provider registry", "https://g4f.dev/dist/js/providers.json"
 LOADED = "g4f.providers.any_provider"  # its import downloads the registry, then defines AnyProvider
-STOPS = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM)}  # what ends a run
+ENDS = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM)}  # what ends a run
 # A provider's control characters, made visible on a terminal (ESC as ^[): no escape sequence gets through.
 VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(9), *range(11, 32), 127]}  # all but tab and newline
 VISIBLE |= {c: f"\\x{c:x}" for c in range(128, 160)}  # the C1 controls, CSI (\\x9b) among them
@@ -98,7 +98,7 @@ VISIBLE |= {c: f"\\x{c:x}" for c in range(128, 160)}  # the C1 controls, CSI (\\
 def stop(code: int | str) -> None:
     """End the run at once, even inside a blocking call; hold back later signals, so that it ends in order."""
     # Later signals wait, blocked, until the process has ended; one that came before finds the run ending.
-    if hasattr(signal, "pthread_sigmask") and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, STOPS):
+    if hasattr(signal, "pthread_sigmask") and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ENDS):
         return
     sys.exit(code)  # SystemExit gets past g4f's `except Exception`, which would only try the next provider
 
