@@ -26,7 +26,7 @@ from conftest import assert_clean, clean_env, error_lines, final_line, run_scrip
 from server import delta, openai_server, silent_peer, text_events
 
 UNICODE = ["Café ", "naïve ", "日本語 ", "🎉 ", "emoji"]
-TIMEOUT = 2  # --timeout for the rows that wait; they must end within TIMEOUT + 2 s
+TIMEOUT = 1  # --timeout for the rows that wait; they must end within TIMEOUT + 2 s
 
 
 @pytest.fixture(autouse=True, params=["belt", "no-belt"])
@@ -110,8 +110,8 @@ def test_01_a_long_unicode_stream_arrives_exactly_once(isolated: Path) -> None:
 
 
 def test_01b_a_steady_stream_longer_than_the_timeout_is_never_cut(isolated: Path) -> None:
-    pieces = [f"p{i} " for i in range(8)]
-    with openai_server(events=text_events(pieces), delay=0.3) as server:  # 2.4 s in all, against --timeout 1
+    pieces = [f"p{i} " for i in range(6)]
+    with openai_server(events=text_events(pieces), delay=0.25) as server:  # 1.5 s in all, against --timeout 1
         result = run_script("--provider", server.url, "--timeout", "1", home=isolated)
     assert_ok(result, "".join(pieces))
 

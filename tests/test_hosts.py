@@ -162,8 +162,8 @@ def on_other(signum, frame):
 handlers = {signal.SIGALRM: on_alarm, signal.SIGINT: on_other, signal.SIGTERM: on_other}
 for number, handler in handlers.items():
     signal.signal(number, handler)
-# The host's own watchdog: every 5 s. An interval keeps it armed even if it fires during main().
-signal.setitimer(signal.ITIMER_REAL, 5, 5)
+# The host's own watchdog: every 2 s. An interval keeps it armed even if it fires during main().
+signal.setitimer(signal.ITIMER_REAL, 2, 2)
 
 async def calls():
     report("ok", repr(await main("hi", provider=urls[0], timeout=10)))
@@ -175,7 +175,7 @@ async def calls():
 asyncio.run(calls())
 remaining, interval = signal.getitimer(signal.ITIMER_REAL)
 report("handlers", all(signal.getsignal(number) is handler for number, handler in handlers.items()))
-report("timer", 0 < remaining <= 5, interval)
+report("timer", 0 < remaining <= 2, interval)
 before, deadline = len(fired), time.monotonic() + 30
 while len(fired) == before and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -191,7 +191,7 @@ def test_a_hosts_sigalrm_handler_and_timer_and_its_other_handlers_are_untouched(
         f"host: ok {HELLO!r}",
         "host: caught timeout TimeoutError",
         "host: handlers True",
-        "host: timer True 5.0",
+        "host: timer True 2.0",
         "host: fired later True",
     ], result.stdout
 

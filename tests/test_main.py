@@ -337,8 +337,8 @@ def test_the_belt_ends_a_call_that_blocks_the_event_loop(fake, capsys) -> None:
 
 
 def test_the_belt_never_rings_while_the_event_loop_runs(fake) -> None:
-    fake(*[item for i in range(8) for item in (0.25, chunk(f"{i} "))], last())  # 2 s, against --timeout 0.5
-    assert messages_stream.cli(["hi", "--timeout", "0.5"]) == 0
+    fake(*[item for i in range(6) for item in (0.2, chunk(f"{i} "))], last())  # 1.2 s, against --timeout 0.4
+    assert messages_stream.cli(["hi", "--timeout", "0.4"]) == 0
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
