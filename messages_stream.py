@@ -15,7 +15,6 @@ else:  # the same, from a package that aiohttp already installs on 3.10
     from async_timeout import timeout as time_limit
 
 PROMPT, MODEL, TIMEOUT = "Say hello there!", "gpt-4", 60.0  # TIMEOUT: seconds to wait for the next chunk
-log = logging.getLogger("messages_stream")
 
 
 async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
@@ -24,7 +23,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
     `provider`: a g4f provider name, an OpenAI-compatible API's base URL, or None for g4f's choice. After
     the final text, raises TimeoutError (`timeout` s without a chunk), ValueError (no text), g4f's errors."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-    text, thought, pieces, started, first = "", False, 0, time.monotonic(), 0.0
+    text, thought, pieces, started, first, until = "", False, 0, time.monotonic(), 0.0, 0.0
     try:
         client = AsyncClient(provider=to_provider(provider, model), api_key=os.environ.get("G4F_API_KEY"))
         # Not awaited: create() returns an async iterator at once. It can raise already, hence in the `try`.
@@ -33,7 +32,8 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
         async with time_limit(timeout) as limit:  # bounds the wait for the first chunk...
             move = getattr(limit, "reschedule" if sys.version_info >= (3, 11) else "update")  # 3.10: update()
             async for chunk in stream:
-                move(asyncio.get_running_loop().time() + timeout)  # ...and for each next one
+                if until - (now := asyncio.get_running_loop().time()) < timeout:  # ...and for each next one,
+                    move(until := now + 1.1 * timeout)  # moved 10% further, so that it is seldom moved at all
                 delta = chunk.choices[0].delta if chunk.choices else None  # `choices` can be empty
                 if delta and delta.reasoning:  # a thinking model's thoughts: shown on stderr, not the answer
                     thought = True
@@ -48,8 +48,8 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
     finally:  # even after an error: keep what came, and end the reasoning's line
         print(f"\n\nFinal accumulated text: {text}", flush=True)
         print(end="\n" if thought else "", file=sys.stderr, flush=True)
-    log.info("%s", who_answered(chunk, messages))  # g4f's default provider may have fallen back to another
-    log.info("first piece after %.2f s; %d pieces in %.2f s", first, pieces, time.monotonic() - started)
+    logging.getLogger(__name__).info("%s\nfirst piece after %.2f s; %d pieces in %.2f s",  # two lines
+                                     who_answered(chunk, messages), first, pieces, time.monotonic() - started)
     return text
 
 
@@ -207,7 +207,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out.reconfigure(errors="replace")  # type: ignore[union-attr]  # what it cannot encode becomes "?"
     logging.basicConfig(format="%(message)s")  # main() logs who answered; -v shows it
-    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger(__name__).setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.debug:  # g4f logs to stdout by default, and stdout is for the answer alone
         debug.enable_logging(lambda *text, **_: print(hide(" ".join(map(str, text))), file=err))
     sys.stdout = for_terminal(out)
