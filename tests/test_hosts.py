@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, final_line
+from conftest import assert_clean, clean_env, final_line
 from server import delta, openai_server, text_events
 from stress_signals import FILE, PAIRS, WINDOWS, double_signal, hooked_second_signal
 
@@ -52,6 +52,7 @@ def run_host(body: str, *urls: str, home: Path) -> tuple[subprocess.CompletedPro
         cwd=home,
         stdin=subprocess.DEVNULL,
     )
+    assert_clean(result.stderr)
     return result, [line for line in result.stdout.splitlines() if line.startswith("host: ")]
 
 
@@ -217,6 +218,7 @@ def test_a_failing_await_main_leaves_the_asyncio_repl_running(isolated: Path) ->
     assert "still alive\n" in result.stdout, result.stderr  # the REPL went on to the next line...
     assert result.returncode == 0, result.stderr  # ...and ended at EOF, as a REPL does
     assert "Traceback" in result.stderr and final_line("") in result.stdout  # after showing the failure
+    assert_clean(result.stderr, traceback=True)
 
 
 @pytest.mark.parametrize("second", PAIRS.values(), ids=PAIRS.keys())
