@@ -32,8 +32,8 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
         async with time_limit(timeout) as limit:  # bounds the wait for the first chunk...
             move = getattr(limit, "reschedule" if sys.version_info >= (3, 11) else "update")  # 3.10: update()
             async for chunk in stream:
-                if until - (now := asyncio.get_running_loop().time()) < timeout:  # ...and for each next one,
-                    move(until := now + 1.1 * timeout)  # moved 10% further, so that it is seldom moved at all
+                if until - (now := asyncio.get_running_loop().time()) < timeout:  # ...and for each next one:
+                    move(until := now + 1.1 * timeout)  # moved 10% further, a fast stream seldom moves it
                 delta = chunk.choices[0].delta if chunk.choices else None  # `choices` can be empty
                 if delta and delta.reasoning:  # a thinking model's thoughts: shown on stderr, not the answer
                     thought = True
