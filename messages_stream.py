@@ -4,7 +4,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 
 from g4f.client import AsyncClient, ChatCompletionChunk
 from g4f.client.factory import create_custom_provider
@@ -23,7 +22,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
     `provider`: a g4f provider name, an OpenAI-compatible API's base URL, or None for g4f's choice. After
     the final text, raises TimeoutError (`timeout` s without a chunk), ValueError (no text), g4f's errors."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-    text, thought, pieces, started, first, until = "", False, 0, time.monotonic(), 0.0, 0.0
+    text, thought, pieces, started, first, until = "", False, 0, asyncio.get_running_loop().time(), 0.0, 0.0
     try:
         client = AsyncClient(provider=to_provider(provider, model), api_key=os.environ.get("G4F_API_KEY"))
         # Not awaited: create() returns an async iterator at once. It can raise already, hence in the `try`.
@@ -41,7 +40,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
                 if delta and delta.content is not None:  # None at the end; web sources, images: as markdown
                     text += str(delta.content)  # first: a signal may end the run before the next line
                     print(delta.content, end="", flush=True)  # flushed, or the stream arrives all at once
-                    pieces, first = pieces + 1, first or time.monotonic() - started
+                    pieces, first = pieces + 1, first or now - started
         if not text:  # g4f drops the errors some providers yield instead of raising: silence hides one
             raise ValueError("the provider sent only reasoning" if thought
                              else "the provider returned an empty response")
@@ -49,7 +48,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
         print(f"\n\nFinal accumulated text: {text}", flush=True)
         print(end="\n" if thought else "", file=sys.stderr, flush=True)
     logging.getLogger(__name__).info("%s\nfirst piece after %.2f s; %d pieces in %.2f s",  # two lines
-                                     who_answered(chunk, messages), first, pieces, time.monotonic() - started)
+                                     who_answered(chunk, messages), first, pieces, now - started)
     return text
 
 
@@ -64,8 +63,9 @@ def who_answered(chunk: ChatCompletionChunk, messages: list[dict[str, str]]) -> 
 
 def to_provider(provider: str | None, model: str) -> object:
     """A base URL becomes a g4f provider that knows its model (so no blocking `GET /models`); a name stays."""
-    url = provider and provider.lower().startswith(("http://", "https://"))
-    return create_custom_provider(provider, models=[model]) if url else provider or None  # None: g4f's choice
+    if provider and provider.lower().startswith(("http://", "https://")):  # named without a `user:password@`
+        return create_custom_provider(provider, models=[model], name=provider.split("@")[-1])
+    return provider or None  # "" too means g4f's own choice
 
 
 # ---- The command line ---------------------------------------------------------------------------------
@@ -75,6 +75,7 @@ def to_provider(provider: str | None, model: str) -> object:
 import argparse
 import re
 import signal
+import time
 import traceback
 from pathlib import Path
 from types import SimpleNamespace

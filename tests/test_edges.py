@@ -261,6 +261,15 @@ def test_the_userinfo_of_a_url_is_not_shown_by_debug_either(isolated: Path) -> N
     assert "user:" not in result.out + result.err
 
 
+def test_the_userinfo_of_a_url_is_not_shown_by_verbose_either(isolated: Path) -> None:
+    with openai_server() as server:  # g4f names a custom provider after the URL's host, userinfo and all
+        url = server.url.replace("http://", "http://user:secretpw@")
+        result = run("--provider", url, "-v", home=isolated)
+    assert result.code == 0, result.err
+    assert result.err.startswith(f"{server.url.removeprefix('http://')} answered with test-model")
+    assert "secretpw" not in (result.out + result.err).lower()
+
+
 @pytest.mark.parametrize(("key", "shown"), [("1", "1"), ("ollama", "ollama"), ("sk-12345678", "***")])
 def test_only_a_key_of_8_characters_or_more_is_masked(isolated: Path, key: str, shown: str) -> None:
     body = {"error": {"message": f"Incorrect API key provided: {key}"}}
