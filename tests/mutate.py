@@ -26,8 +26,20 @@ from pathlib import Path
 
 ROOT, TARGET = Path(__file__).resolve().parent.parent, "messages_stream.py"
 PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly")
-SWAP = {"and": "or", "or": "and", "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "==",
-        "True": "False", "False": "True", "+=": "=", "-=": "="}
+SWAP = {
+    "and": "or",
+    "or": "and",
+    "<": "<=",
+    "<=": "<",
+    ">": ">=",
+    ">=": ">",
+    "==": "!=",
+    "!=": "==",
+    "True": "False",
+    "False": "True",
+    "+=": "=",
+    "-=": "=",
+}
 Mutant = tuple[int, str, str]  # line number, the mutated line (for the report), the whole mutated source
 Results = Generator[tuple[Mutant, str], None, None]
 
@@ -35,22 +47,31 @@ Results = Generator[tuple[Mutant, str], None, None]
 def mutants(source: str) -> list[Mutant]:
     """Each single-line break: a statement deleted, an operator flipped, a constant or keyword changed."""
     lines, tree = source.splitlines(keepends=True), ast.parse(source)
-    docstrings = {node.body[0].lineno for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                  and ast.get_docstring(node, clean=False) is not None}
+    docstrings = {
+        node.body[0].lineno
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and ast.get_docstring(node, clean=False) is not None
+    }
     edits: list[tuple[int, int, int, int, str]] = []  # replace (row, col) to (row, col) with a text
 
     def span(node: ast.stmt | ast.keyword) -> tuple[int, int, int, int]:
         """Where `node` is, in characters (ast counts a line's columns in UTF-8 bytes)."""
+
         def col(row: int, byte: int) -> int:
             return len(lines[row - 1].encode()[:byte].decode())
+
         end = node.end_lineno or node.lineno
         return node.lineno, col(node.lineno, node.col_offset), end, col(end, node.end_col_offset or 0)
 
     for node in ast.walk(tree):
         # Deleting an import fails at once and teaches nothing; a docstring or `pass` is no behaviour.
-        if isinstance(node, ast.stmt) and not hasattr(node, "body") and node.lineno not in docstrings \
-                and not isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
+        if (
+            isinstance(node, ast.stmt)
+            and not hasattr(node, "body")
+            and node.lineno not in docstrings
+            and not isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass))
+        ):
             edits.append((*span(node), "pass"))
         if isinstance(node, ast.keyword) and node.lineno == node.end_lineno:
             row, start, _, end = span(node)  # drop it with the comma after it, else the one before
@@ -73,8 +94,12 @@ def mutants(source: str) -> list[Mutant]:
     found: dict[str, Mutant] = {}
     for row, start, end_row, end, text in sorted(edits):
         # A statement over several lines becomes `pass` on its first one; blank lines keep the numbering.
-        new = [*lines[: row - 1], lines[row - 1][:start] + text + lines[end_row - 1][end:],
-               *["\n"] * (end_row - row), *lines[end_row:]]
+        new = [
+            *lines[: row - 1],
+            lines[row - 1][:start] + text + lines[end_row - 1][end:],
+            *["\n"] * (end_row - row),
+            *lines[end_row:],
+        ]
         with contextlib.suppress(SyntaxError):  # e.g. `not(x)` -> `x)`
             if compile(mutated := "".join(new), TARGET, "exec") and mutated != source:
                 found.setdefault(mutated, (row, new[row - 1].strip(), mutated))
@@ -94,9 +119,18 @@ def run(todo: list[Mutant], copies: list[Path], tests: list[str], timeout: float
                 (copy / TARGET).write_text(pending[0][2], encoding="utf-8")
                 env["PYTHONPATH"] = str(copy)
                 # A session of its own, so that ending it ends the scripts and servers the tests started.
-                running[copy] = (pending.pop(0), subprocess.Popen(
-                    [*PYTEST, *tests], cwd=copy, env=env, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, start_new_session=True), time.monotonic())
+                running[copy] = (
+                    pending.pop(0),
+                    subprocess.Popen(
+                        [*PYTEST, *tests],
+                        cwd=copy,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    ),
+                    time.monotonic(),
+                )
             time.sleep(0.1)
             for copy, (mutant, proc, began) in list(running.items()):
                 if (code := proc.poll()) is None and time.monotonic() - began < timeout:
@@ -143,16 +177,20 @@ def main() -> int:
             sys.exit(f"the suite {clean} on the unbroken file, and {broken} on a broken one, in a copy")
         timeout = args.timeout or 3 * (time.monotonic() - started) + 10
         print(f"checks {time.monotonic() - started:.0f} s; {len(todo)} mutants, at most {timeout:.0f} s each")
-        with contextlib.suppress(KeyboardInterrupt), contextlib.closing(
-                run(todo, copies, args.tests, timeout)) as done:  # Ctrl-C: a summary of the mutants run
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            contextlib.closing(run(todo, copies, args.tests, timeout)) as done,
+        ):  # Ctrl-C: a summary of the mutants run
             for mutant, result in done:
                 results.append((mutant, result))
                 print(f"[{len(results)}/{len(todo)}] {result:8} line {mutant[0]}: {mutant[1]}", flush=True)
     survivors = sorted(mutant for mutant, result in results if result == "survived")
     total, timeouts = len(results), sum(result == "timeout" for _, result in results)
     score = 100 * (total - len(survivors)) / (total or 1)
-    print(f"\n{total} of {len(todo)} mutants run: {total - len(survivors) - timeouts} killed, "
-          f"{timeouts} timed out (counted as killed), {len(survivors)} survived; score {score:.1f} %")
+    print(
+        f"\n{total} of {len(todo)} mutants run: {total - len(survivors) - timeouts} killed, "
+        f"{timeouts} timed out (counted as killed), {len(survivors)} survived; score {score:.1f} %"
+    )
     for row, new, _ in survivors:
         print(f"line {row}: {original[row - 1].strip()} -> {new}")
     return 1 if survivors else 0

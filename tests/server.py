@@ -115,8 +115,10 @@ async def _stream(server: Server, request: web.Request, response: web.StreamResp
     await response.write_eof()
 
 
-async def _stop(runner: web.AppRunner) -> None:
-    """Close the server, then end the requests it still holds (a "hang" would otherwise outlive it)."""
+async def stop(runner: web.AppRunner, *others: asyncio.AbstractServer) -> None:
+    """Close the server (and `others`), then end the requests still held (a "hang" would outlive them)."""
+    for other in others:
+        other.close()
     await runner.cleanup()
     pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in pending:
@@ -149,7 +151,7 @@ def openai_server(port: int = 0, **reply: Any) -> Iterator[Server]:
     try:
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(_stop(runner), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(stop(runner), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()

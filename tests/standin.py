@@ -26,6 +26,7 @@ from typing import Any, TypedDict
 
 import trustme
 from aiohttp import web
+from server import stop
 
 REGISTRY_URL = "https://g4f.dev/dist/js/providers.json"
 HOSTS = ("g4f.dev", "copilot.microsoft.com", "api.airforce")
@@ -243,16 +244,6 @@ async def _tunnel(internet: Internet, reader: asyncio.StreamReader, writer: asyn
     await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
 
 
-async def _stop(runner: web.AppRunner, proxy: asyncio.Server) -> None:
-    """Close the servers, then end the requests they still hold (a "hang" would otherwise outlive them)."""
-    proxy.close()
-    await runner.cleanup()
-    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
 @contextlib.contextmanager
 def internet(registry: str = "healthy", copilot: str = "text", airforce: str = "text") -> Iterator[Internet]:
     """Serve the stand-in, in these modes, until the block ends."""
@@ -283,7 +274,7 @@ def internet(registry: str = "healthy", copilot: str = "text", airforce: str = "
         try:
             yield state
         finally:
-            asyncio.run_coroutine_threadsafe(_stop(runner, proxy), loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(stop(runner, proxy), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()
