@@ -97,9 +97,9 @@ VISIBLE |= {c: f"\\x{c:x}" for c in range(128, 160)}  # the C1 controls, CSI (\\
 
 
 def stop(code: int | str) -> None:
-    """End the run at once, even inside a blocking call; hold back later signals, so that it ends in order."""
-    # Later signals wait, blocked, until the process has ended; one that came before finds the run ending.
-    if hasattr(signal, "pthread_sigmask") and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ENDS):
+    """End the run at once, even inside a blocking call. Later signals wait, blocked, until the process has
+    ended, so that none cuts the ending short; one that came before them finds the run already ending."""
+    if hasattr(signal, "pthread_sigmask") and signal.pthread_sigmask(signal.SIG_BLOCK, ENDS) >= ENDS:
         return
     sys.exit(code)  # SystemExit gets past g4f's `except Exception`, which would only try the next provider
 
@@ -113,7 +113,6 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
             stop(f"error: no response from {hide(where)} within {args.timeout:g} s")
         signal.signal(signal.SIGALRM, ring)
         loop, beat = asyncio.get_running_loop(), min(1.0, args.timeout / 4)
-
         def heartbeat() -> None:  # re-arms the alarm from the loop: only a call that blocks it lets it ring
             signal.setitimer(signal.ITIMER_REAL, args.timeout + beat)
             loop.call_later(beat, heartbeat)

@@ -25,7 +25,18 @@ from collections.abc import Generator
 from pathlib import Path
 
 ROOT, TARGET = Path(__file__).resolve().parent.parent, "messages_stream.py"
-PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly")
+# -x: a mutant is killed at the first failure. One worker each (-n 0): --jobs runs copies side by side.
+PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-n", "0")
+# The fast in-process tests first, so that most mutants die within seconds; then the rest, by file.
+ORDER = [
+    "tests/test_main.py",
+    "tests/test_cli.py",
+    "tests/test_edges.py",
+    "tests/test_content.py",
+    "tests/test_faults.py",
+    "tests/test_default.py",
+    "tests/test_hosts.py",
+]
 SWAP = {
     "and": "or",
     "or": "and",
@@ -152,7 +163,7 @@ def end(proc: subprocess.Popen[bytes]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", default="1-999999", help="only break lines A-B")
-    parser.add_argument("--tests", nargs="*", default=[], help="run only these tests (default: all)")
+    parser.add_argument("--tests", nargs="*", default=ORDER, help="run only these tests (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="suites run at once, each in a copy of its own")
     parser.add_argument("--timeout", type=float, help="seconds per mutant (default: 3 x the clean run + 10)")
     parser.add_argument("--list", action="store_true", help="print the mutants, run nothing")
