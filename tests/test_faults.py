@@ -102,6 +102,23 @@ def test_00_each_piece_is_shown_before_the_next_is_sent(isolated: Path) -> None:
     assert (first + out).decode() == "Hello there!" + final_line("Hello there!")
 
 
+def test_00b_reasoning_is_shown_on_stderr_before_the_next_piece_is_sent(isolated: Path) -> None:
+    # The same for a thinking model's reasoning: it must not wait in stderr's buffer for a newline.
+    gate = threading.Event()
+    events = [delta(None, reasoning_content="Let me think."), *text_events(["Hi"])]
+    with openai_server(events=events, gate=gate) as server:
+        process = start_script("--provider", server.url, home=isolated)
+        assert process.stderr is not None
+        try:
+            thought = read_until(process.stderr, b"Let me think.")
+        finally:
+            gate.set()
+            out, err = process.communicate(timeout=30)
+    assert (process.returncode, thought) == (0, b"Let me think.")  # and nothing else yet
+    assert_clean(err.decode())
+    assert out.decode() == "Hi" + final_line("Hi")
+
+
 def test_01_a_long_unicode_stream_arrives_exactly_once(isolated: Path) -> None:
     pieces = [f"{word}{i} " for i in range(100) for word in UNICODE]
     with openai_server(events=text_events(pieces)) as server:

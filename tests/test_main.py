@@ -229,7 +229,7 @@ def test_who_answered_is_logged_at_info_with_the_usage_reported_or_estimated(fak
     asyncio.run(messages_stream.main())
     who, speed = caplog.messages[0].splitlines()  # one record, two lines
     assert who == "FakeProvider answered with fake-model (stop); 6 tokens, reported by the provider"
-    assert speed.startswith("first piece after ") and "; 1 pieces in " in speed
+    assert speed.startswith("first piece after 0.00 s; 1 pieces in ")  # the fake's pieces come at once
     caplog.clear()
     fake(chunk("Hi"), chunk("!"), last(prompt_tokens=9))  # g4f's guess for the prompt: 1 + 16 // 4 + 4
     asyncio.run(messages_stream.main())
@@ -322,6 +322,18 @@ def test_cli_passes_its_options_to_main(fake) -> None:
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "a question"},
     ]
+
+
+def test_cli_waits_60_s_for_a_chunk_by_default(fake, monkeypatch) -> None:
+    timeouts: list[float] = []
+
+    async def recorded(messages: Any, model: str, provider: str | None, timeout: float) -> str:
+        timeouts.append(timeout)
+        return "ok"
+
+    monkeypatch.setattr(messages_stream, "main", recorded)
+    assert messages_stream.cli(["hi"]) == 0
+    assert timeouts == [60.0]
 
 
 def test_the_belt_ends_a_call_that_blocks_the_event_loop(fake, capsys) -> None:
