@@ -8,12 +8,14 @@ checkout file that shadows the installed one fails the run at once instead of be
 from __future__ import annotations
 
 import os
+import selectors
 import shlex
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -142,3 +144,16 @@ def error_lines(stderr: str) -> list[str]:
 def final_line(text: str) -> str:
     """What the script prints last on stdout, for an answer `text`."""
     return f"\n\nFinal accumulated text: {text}\n"
+
+
+def read_until(stream: IO[bytes], wanted: bytes, bound: float = 10) -> bytes:
+    """Read `stream` until `wanted` has come; fail if it has not after `bound` s (a deadlock's breaker)."""
+    got = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while wanted not in got:
+            assert selector.select(bound), f"only {got!r} came on stdout in {bound} s, waiting for {wanted!r}"
+            piece = os.read(stream.fileno(), 4096)
+            assert piece, f"stdout ended after {got!r}"
+            got += piece
+    return got

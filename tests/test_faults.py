@@ -10,19 +10,25 @@ The whole matrix runs twice: with the SIGALRM belt, and as on a platform without
 
 from __future__ import annotations
 
-import os
-import selectors
 import signal
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
 
 import conftest
 import pytest
-from conftest import assert_clean, clean_env, error_lines, final_line, run_script, script_shell, start_script
+from conftest import (
+    assert_clean,
+    clean_env,
+    error_lines,
+    final_line,
+    read_until,
+    run_script,
+    script_shell,
+    start_script,
+)
 from server import delta, openai_server, silent_peer, text_events
 
 UNICODE = ["Café ", "naïve ", "日本語 ", "🎉 ", "emoji"]
@@ -68,19 +74,6 @@ def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (the OS just handed it out and it was closed)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         return int(listener.getsockname()[1])
-
-
-def read_until(stream: IO[bytes], wanted: bytes, bound: float = 10) -> bytes:
-    """Read `stream` until `wanted` has come; fail if it has not after `bound` s (a deadlock's breaker)."""
-    got = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while wanted not in got:
-            assert selector.select(bound), f"only {got!r} came on stdout in {bound} s, waiting for {wanted!r}"
-            piece = os.read(stream.fileno(), 4096)
-            assert piece, f"stdout ended after {got!r}"
-            got += piece
-    return got
 
 
 def test_00_each_piece_is_shown_before_the_next_is_sent(isolated: Path) -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean, clean_env, final_line
+from conftest import assert_clean, clean_env, final_line, read_until
 from server import delta, openai_server, text_events
 from stress_signals import FILE, PAIRS, WINDOWS, double_signal, hooked_second_signal
 
@@ -151,6 +151,34 @@ def test_main_streams_in_a_worker_thread_with_its_own_event_loop(isolated: Path)
         result, _ = run_host(THREAD, server.url, home=isolated)
     assert result.returncode == 0, result.stderr
     assert result.stdout == HELLO + final_line(HELLO) + f"host: thread {HELLO!r}\n", result.stderr
+
+
+LIVES_ON = """
+asyncio.run(main("hi", provider=urls[0], timeout=10))
+sys.stdin.read()  # a bot goes on running: it ends only when the test closes its stdin
+"""
+
+
+def test_the_final_line_is_out_before_the_host_goes_on(isolated: Path) -> None:
+    # Unflushed, the final line would wait in the host's buffer for as long as the host runs.
+    with (
+        openai_server() as server,
+        subprocess.Popen(
+            [sys.executable, "-c", PRELUDE + LIVES_ON, str(FILE.parent), FILE.stem, server.url],
+            env=clean_env(isolated),
+            cwd=isolated,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as host,
+    ):
+        assert host.stdout is not None
+        try:
+            shown = read_until(host.stdout, final_line(HELLO).encode())
+        finally:
+            _, err = host.communicate(timeout=HOST_TIMEOUT)  # it closes the host's stdin first
+    assert shown.decode() == HELLO + final_line(HELLO)
+    assert (host.returncode, err) == (0, b"")
 
 
 WATCHDOG = """

@@ -405,6 +405,27 @@ def test_on_a_terminal_control_characters_are_shown_and_elsewhere_passed_unchang
     assert dimmed.getvalue() == "\x1b[2mthinking\x1b[0m"
 
 
+def test_every_control_character_but_tab_and_newline_is_made_visible_and_nothing_else() -> None:
+    controls = {*range(32), *range(127, 160)} - {9, 10}  # C0, DEL and C1
+    for code in range(256):
+        terminal = io.StringIO()
+        terminal.isatty = lambda: True  # type: ignore[method-assign]
+        messages_stream.for_terminal(terminal).write(chr(code))
+        shown = terminal.getvalue()
+        if code in controls:
+            assert shown != chr(code) and shown.isprintable(), code
+        else:  # tab, newline and every printable character, NBSP included, pass as they are
+            assert shown == chr(code), code
+
+
+def test_the_time_to_the_first_piece_is_measured(fake, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="messages_stream")
+    fake(0.2, chunk("Hi"), last())
+    asyncio.run(messages_stream.main())
+    first = float(caplog.messages[0].splitlines()[1].split()[3])  # "first piece after 0.20 s; ..."
+    assert 0.2 <= first < 5
+
+
 def test_importing_the_module_does_nothing(isolated: Path) -> None:
     closed = "http://127.0.0.1:9"  # were anything fetched, it would fail through this proxy
     result = subprocess.run(
