@@ -286,6 +286,13 @@ def test_after_the_first_signal_the_next_ones_are_ignored_until_the_end(fake, ca
     assert {signal.SIGINT, signal.SIGTERM, signal.SIGALRM} <= blocked
 
 
+def test_a_signal_already_on_its_way_when_the_first_ends_the_run_changes_nothing() -> None:
+    with pytest.raises(SystemExit) as first:
+        messages_stream.stop(130)  # the first signal: it holds back SIGINT, SIGTERM and SIGALRM
+    assert first.value.code == 130
+    messages_stream.stop(143)  # one that had come before they were held back: no second SystemExit
+
+
 class InterruptedAfter(io.TextIOWrapper):
     """A stdout that gets Ctrl-C right after it has shown `piece`."""
 
