@@ -355,6 +355,15 @@ def test_the_belt_ends_a_call_that_blocks_the_event_loop(fake, capsys) -> None:
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # and nothing is left armed
 
 
+def test_the_belt_names_the_default_provider_once_g4f_has_its_registry(fake, monkeypatch, capsys) -> None:
+    # A provider's own blocking look-up (KiloCode's GET /models, say) hangs, not the registry.
+    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))
+    fake(lambda: time.sleep(30), chunk("never"))
+    with pytest.raises(SystemExit) as exit:
+        messages_stream.cli(["hi", "--timeout", "0.5"])
+    assert exit.value.code == "error: no response from g4f's default provider within 0.5 s"
+
+
 def test_the_belt_never_rings_while_the_event_loop_runs(fake) -> None:
     fake(*[item for i in range(6) for item in (0.2, chunk(f"{i} "))], last())  # 1.2 s, against --timeout 0.4
     assert messages_stream.cli(["hi", "--timeout", "0.4"]) == 0
@@ -377,6 +386,11 @@ def test_all_providers_failed_is_one_short_line_with_the_first_reason(monkeypatc
     line = "error: " + messages_stream.describe(error, None, 60)
     assert line.startswith("error: all 10 providers that g4f tried failed; the first, Provider0: Response")
     assert len(line) <= 200
+
+
+def test_a_failure_of_the_default_provider_names_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))
+    assert messages_stream.describe(RuntimeError("boom"), None, 60) == "g4f's default provider failed: boom"
 
 
 def test_a_registry_that_sends_no_json_is_named_as_the_registry(monkeypatch) -> None:
