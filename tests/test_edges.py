@@ -261,6 +261,17 @@ def test_the_userinfo_of_a_url_is_not_shown_by_debug_either(isolated: Path) -> N
     assert "user:" not in result.out + result.err
 
 
+def test_a_name_that_does_not_resolve_is_said_in_the_resolvers_words(isolated: Path) -> None:
+    # tests/standin_site makes every name but loopback fail at once, as a machine without DNS does.
+    site = str(Path(__file__).resolve().parent / "standin_site")
+    result = run("--provider", "http://nowhere.example/v1", home=isolated, PYTHONPATH=site)
+    assert result.code == 1, result.err
+    assert error_lines(result.err) == [  # a resolver's errno is negative: no os.strerror() for it
+        "error: cannot connect to http://nowhere.example/v1 (nowhere.example: offline in this test "
+        "(tests/standin_site))"
+    ]
+
+
 def test_the_userinfo_of_a_url_is_not_shown_by_verbose_either(isolated: Path) -> None:
     with openai_server() as server:  # g4f names a custom provider after the URL's host, userinfo and all
         url = server.url.replace("http://", "http://user:secretpw@")
