@@ -25,6 +25,18 @@ def test_help_lists_every_option_and_exits_0(isolated: Path) -> None:
         "G4F_API_KEY",
     ):
         assert option.lower() in result.stdout.lower()
+    for words in (  # what each one means: the description, every option's help, the epilog
+        "Stream a chat completion with g4f's AsyncClient",
+        "the message, or - to read it from stdin",
+        "a system message, sent before the prompt",
+        "$G4F_MODEL or gpt-4",
+        "a g4f provider name, or an OpenAI-compatible API's base URL ($G4F_PROVIDER)",
+        "seconds to wait for a chunk (60)",
+        "say who answered, and how fast",
+        "log what g4f does, and show tracebacks",
+        "API key: $G4F_API_KEY.",
+    ):
+        assert words in " ".join(result.stdout.split()), words  # argparse folds long help lines
 
 
 def test_defaults_send_the_default_prompt_and_model(isolated: Path) -> None:

@@ -281,7 +281,9 @@ def test_the_userinfo_of_a_url_is_not_shown_by_verbose_either(isolated: Path) ->
     assert "secretpw" not in (result.out + result.err).lower()
 
 
-@pytest.mark.parametrize(("key", "shown"), [("1", "1"), ("ollama", "ollama"), ("sk-12345678", "***")])
+@pytest.mark.parametrize(
+    ("key", "shown"), [("1", "1"), ("ollama", "ollama"), ("1234567", "1234567"), ("12345678", "***")]
+)
 def test_only_a_key_of_8_characters_or_more_is_masked(isolated: Path, key: str, shown: str) -> None:
     body = {"error": {"message": f"Incorrect API key provided: {key}"}}
     with openai_server(status=401, error_body=body) as server:

@@ -184,6 +184,12 @@ def test_04b_http_403_also_says_to_check_the_key(isolated: Path) -> None:
     assert_failed(result, "", "check G4F_API_KEY", "Forbidden")
 
 
+def test_04d_a_403_with_a_plain_text_body_also_says_to_check_the_key(isolated: Path) -> None:
+    with openai_server(status=403, error_body="Forbidden here") as server:  # g4f: "Response 403: ..."
+        result = run_script("--provider", server.url, home=isolated)
+    assert_failed(result, "", "check G4F_API_KEY", "Forbidden here")
+
+
 def test_05_http_404_carries_the_servers_message(isolated: Path) -> None:
     body = {"error": {"message": "The model `gpt-4` does not exist", "code": "model_not_found"}}
     with openai_server(status=404, error_body=body) as server:
