@@ -102,7 +102,8 @@ def test_a_bad_option_or_timeout_is_a_usage_error(isolated: Path) -> None:
         ["--timeout", "nan"],
         ["--timeout", "inf"],
         ["--timeout", "soon"],
-        ["--timeout", "1e10"],  # a timestamp past what the platform's time_t holds
+        ["--timeout", "1e10"],
+        ["--timeout", "86400.5"],  # a day at most  # a timestamp past what the platform's time_t holds
     ):
         result = run_script(*args, home=isolated)
         assert result.returncode == 2, args
@@ -138,4 +139,11 @@ def test_debug_sends_g4f_logs_to_stderr_not_into_the_answer(isolated: Path) -> N
         result = run_script("--provider", server.url, "--debug", home=isolated)
     assert (result.returncode, error_lines(result.stderr)) == (0, []), result.stderr
     assert "Using model 'gpt-4'" in result.stderr  # a line of g4f's own debug log
+    assert result.stdout == "Hello there!" + final_line("Hello there!")
+
+
+def test_a_timeout_of_a_whole_day_is_allowed(isolated: Path) -> None:
+    with openai_server() as server:
+        result = run_script("--provider", server.url, "--timeout", "86400", home=isolated)
+    assert (result.returncode, error_lines(result.stderr)) == (0, [])
     assert result.stdout == "Hello there!" + final_line("Hello there!")
