@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import SCRIPT, clean_env, final_line
+from g4f import debug as g4f_debug
 from g4f.errors import RetryProviderError
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.typing import AsyncResult, Messages
@@ -445,6 +446,27 @@ def test_the_time_to_the_first_piece_is_measured(fake, caplog) -> None:
     asyncio.run(messages_stream.main())
     first = float(caplog.messages[0].splitlines()[1].split()[3])  # "first piece after 0.20 s; ..."
     assert 0.2 <= first < 5
+
+
+def test_debug_sends_each_g4f_log_line_whole_to_stderr(fake, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(g4f_debug, "logging", False)  # what cli() changes in g4f, put back after the test
+    monkeypatch.setattr(g4f_debug, "log_handler", g4f_debug.log_handler)
+    fake(chunk("ok"), last())
+    assert messages_stream.cli(["hi", "--debug"]) == 0
+    g4f_debug.log("Perplexity:", "Failed to get user info")  # g4f logs some lines in parts
+    assert "Perplexity: Failed to get user info\n" in capsys.readouterr().err
+
+
+def test_cli_gives_the_terminal_back_as_it_found_it(fake, monkeypatch) -> None:
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    fake(chunk("ok"), last())
+    assert messages_stream.cli(["hi"]) == 0
+    assert sys.stdout is terminal and sys.stderr is terminal  # not the filters it put in front
+    terminal.flush()
+    assert terminal.buffer.getvalue().decode() == "ok" + final_line("ok")  # type: ignore[attr-defined]
 
 
 def test_importing_the_module_does_nothing(isolated: Path) -> None:
