@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import conftest
 import pytest
@@ -76,39 +77,38 @@ def free_port() -> int:
         return int(listener.getsockname()[1])
 
 
-def test_00_each_piece_is_shown_before_the_next_is_sent(isolated: Path) -> None:
-    # Streaming is real: the server sends the rest only once the test has read the first piece from the
-    # script's stdout. Unflushed (print without flush=True), the piece would sit in the script's buffer
-    # and the two would wait for each other. No timing is measured.
+def first_then_rest(
+    home: Path, wanted: bytes, stderr: bool = False, **reply: Any
+) -> tuple[bytes, bytes, bytes, int]:
+    """Run the script against a server that sends only its first event until the test has read `wanted`
+    from the script's stdout (or stderr): give back what was read first, the rest of stdout and of stderr,
+    and the exit code. Unflushed, `wanted` would wait in the script's buffer, and the two for each other."""
     gate = threading.Event()
-    with openai_server(gate=gate) as server:
-        process = start_script("--provider", server.url, home=isolated)
-        assert process.stdout is not None
+    with openai_server(gate=gate, **reply) as server:
+        process = start_script("--provider", server.url, home=home)
+        assert process.stdout is not None and process.stderr is not None
         try:
-            first = read_until(process.stdout, b"Hello")
+            first = read_until(process.stderr if stderr else process.stdout, wanted)
         finally:
             gate.set()
             out, err = process.communicate(timeout=30)
-    assert first == b"Hello"  # and nothing else yet, the server had sent nothing else
     assert_clean(err.decode())
-    assert (process.returncode, err.decode()) == (0, "")
+    return first, out, err, process.returncode
+
+
+def test_00_each_piece_is_shown_before_the_next_is_sent(isolated: Path) -> None:
+    # Streaming is real, and proven with no timing: see first_then_rest().
+    first, out, err, code = first_then_rest(isolated, b"Hello")
+    assert first == b"Hello"  # and nothing else yet, the server had sent nothing else
+    assert (code, err) == (0, b"")
     assert (first + out).decode() == "Hello there!" + final_line("Hello there!")
 
 
 def test_00b_reasoning_is_shown_on_stderr_before_the_next_piece_is_sent(isolated: Path) -> None:
     # The same for a thinking model's reasoning: it must not wait in stderr's buffer for a newline.
-    gate = threading.Event()
     events = [delta(None, reasoning_content="Let me think."), *text_events(["Hi"])]
-    with openai_server(events=events, gate=gate) as server:
-        process = start_script("--provider", server.url, home=isolated)
-        assert process.stderr is not None
-        try:
-            thought = read_until(process.stderr, b"Let me think.")
-        finally:
-            gate.set()
-            out, err = process.communicate(timeout=30)
-    assert (process.returncode, thought) == (0, b"Let me think.")  # and nothing else yet
-    assert_clean(err.decode())
+    first, out, _, code = first_then_rest(isolated, b"Let me think.", stderr=True, events=events)
+    assert (code, first) == (0, b"Let me think.")  # and nothing else yet
     assert out.decode() == "Hi" + final_line("Hi")
 
 
