@@ -89,7 +89,6 @@ from g4f.errors import MissingAuthError, ProviderNotFoundError, RetryProviderErr
 from g4f.requests import close_shared_connectors
 
 REGISTRY, URL = "g4f's provider registry", "https://g4f.dev/dist/js/providers.json"
-LOADED = "g4f.providers.any_provider"  # its import downloads the registry, then defines AnyProvider
 ENDS = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGALRM", signal.SIGTERM)}  # what ends a run
 # A provider's control characters, made visible on a terminal (ESC as ^[): no escape sequence gets through.
 VISIBLE = {c: f"^{chr(c ^ 64)}" for c in [*range(9), *range(11, 32), 127]}  # all but tab and newline
@@ -108,8 +107,7 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
     """Run main() with a bound on g4f's blocking look-ups, then close g4f's shared connections."""
     if hasattr(signal, "setitimer"):  # not on Windows: there, a look-up that hangs is not bounded
         def ring(signum: int, frame: object) -> None:  # the event loop has been blocked for --timeout s
-            listed = hasattr(sys.modules.get(LOADED), "AnyProvider")  # else g4f still fetches the registry
-            where = args.provider or ("g4f's default provider" if listed else REGISTRY)
+            where = args.provider or ("g4f's default provider" if has_registry() else REGISTRY)
             stop(f"error: no response from {hide(where)} within {args.timeout:g} s")
         signal.signal(signal.SIGALRM, ring)
         loop, beat = asyncio.get_running_loop(), min(1.0, args.timeout / 4)
@@ -123,6 +121,12 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
         await close_shared_connectors()  # g4f never closes them: "Unclosed connector" at exit otherwise
 
 
+def has_registry() -> bool:
+    """Whether g4f has its provider list: importing any_provider downloads it, then defines AnyProvider
+    (a failed import leaves no module), so the registry is what a failure or a hang before that is in."""
+    return hasattr(sys.modules.get("g4f.providers.any_provider"), "AnyProvider")
+
+
 def describe(error: Exception, provider: str | None, timeout: float) -> str:
     """Say in plain words, on one line, what failed and where."""
     where = hide(provider) if provider else "g4f's default provider"
@@ -132,7 +136,7 @@ def describe(error: Exception, provider: str | None, timeout: float) -> str:
         url = str(error.request.url) if error.request else where
         where = f"{REGISTRY} ({URL})" if url == URL else url
         message = f"cannot reach {where}; check the network and any proxy settings"
-    elif provider is None and not hasattr(sys.modules.get(LOADED), "AnyProvider"):  # g4f has no provider list
+    elif provider is None and not has_registry():  # failed before g4f had its list of providers
         message = f"{REGISTRY} ({URL}) sent no usable list of providers; try again later"
     elif isinstance(error, ProviderNotFoundError):
         message = (f"unknown provider {provider!r}; list the valid names with: "

@@ -23,6 +23,9 @@ import messages_stream
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(messages_stream.__file__).resolve()
+# The file that the host, edge and signal tests run: another copy when MESSAGES_STREAM_FILE is set (to run
+# them once against an older version), else SCRIPT.
+UNDER_TEST = Path(os.environ.get("MESSAGES_STREAM_FILE") or SCRIPT).resolve()
 if os.environ.get("MESSAGES_STREAM_INSTALLED") == "1" and SCRIPT.is_relative_to(CHECKOUT):
     raise RuntimeError(
         f"MESSAGES_STREAM_INSTALLED=1, but the tests would run the checkout's {SCRIPT}, not an installed "

@@ -19,7 +19,6 @@ MESSAGES_STREAM_FILE=path runs the checks against another copy of the script (de
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -31,10 +30,10 @@ from pathlib import Path
 if __name__ == "__main__":  # as pytest's `pythonpath` does, so that conftest finds messages_stream
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from conftest import SCRIPT, clean_env, final_line
+from conftest import UNDER_TEST, clean_env, final_line
 from server import openai_server, text_events
 
-FILE = Path(os.environ.get("MESSAGES_STREAM_FILE") or SCRIPT).resolve()
+FILE = UNDER_TEST
 SLOW = text_events([f"w{i} " for i in range(400)])  # one every 50 ms: 20 s, unless a signal ends it
 PAIRS = {"Ctrl-C twice": signal.SIGINT, "Ctrl-C then SIGTERM": signal.SIGTERM}
 WINDOWS = ("close", "final")  # where hooked_second_signal() sends the second signal

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCRIPT, assert_clean, clean_env, error_lines, final_line
+from conftest import UNDER_TEST, assert_clean, clean_env, error_lines, final_line
 from server import delta, openai_server, text_events
 
-SCRIPT_FILE = Path(os.environ.get("MESSAGES_STREAM_FILE") or SCRIPT)
 WAIT = 90  # seconds a run may take at most: the machine is shared, and nothing here waits on purpose
 
 
@@ -50,7 +49,7 @@ def run(
     Its stderr must be free of teardown noise, and of tracebacks unless `traceback` (for --debug).
     """
     result = subprocess.run(
-        [sys.executable, str(SCRIPT_FILE), *args],
+        [sys.executable, str(UNDER_TEST), *args],
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
         stdout=stdout,
@@ -64,7 +63,7 @@ def run(
 
 def run_in_shell(*args: str, redirect: str, home: Path) -> Run:
     """Run the script through the shell with `redirect` (`>&-` closes stdout, `<&-` stdin)."""
-    command = f"{shlex.join([sys.executable, str(SCRIPT_FILE), *args])} {redirect}"
+    command = f"{shlex.join([sys.executable, str(UNDER_TEST), *args])} {redirect}"
     result = subprocess.run(command, shell=True, capture_output=True, env=clean_env(home), timeout=WAIT)
     assert_clean(result.stderr.decode())
     return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
@@ -81,7 +80,7 @@ def on_a_terminal(*args: str, fd: int, home: Path, **env: str) -> tuple[int, byt
     if fd == 2:
         streams = {"stdout": subprocess.PIPE, "stderr": slave}
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT_FILE), *args],
+        [sys.executable, str(UNDER_TEST), *args],
         stdin=subprocess.DEVNULL,
         env=clean_env(home, **env),
         **streams,  # type: ignore[call-overload]

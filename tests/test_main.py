@@ -31,6 +31,8 @@ from server import openai_server
 
 import messages_stream
 
+ANY_PROVIDER = "g4f.providers.any_provider"  # importing it downloads g4f's registry (has_registry())
+
 
 def chunk(content: Any = None, choices: bool = True, reasoning: str | None = None) -> SimpleNamespace:
     """A stand-in for g4f's ChatCompletionChunk: `choices[0].delta.content`, or no choices at all."""
@@ -358,7 +360,7 @@ def test_the_belt_ends_a_call_that_blocks_the_event_loop(fake, capsys) -> None:
 
 def test_the_belt_names_the_default_provider_once_g4f_has_its_registry(fake, monkeypatch, capsys) -> None:
     # A provider's own blocking look-up (KiloCode's GET /models, say) hangs, not the registry.
-    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))
+    monkeypatch.setitem(sys.modules, ANY_PROVIDER, SimpleNamespace(AnyProvider=object))
     fake(lambda: time.sleep(30), chunk("never"))
     with pytest.raises(SystemExit) as exit:
         messages_stream.cli(["hi", "--timeout", "0.5"])
@@ -381,7 +383,7 @@ def test_without_setitimer_there_is_no_belt_and_the_stream_still_works(fake, mon
 
 
 def test_all_providers_failed_is_one_short_line_with_the_first_reason(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))  # loaded
+    monkeypatch.setitem(sys.modules, ANY_PROVIDER, SimpleNamespace(AnyProvider=object))
     reasons = [f"Provider{i}: ResponseError: " + "a very long explanation " * 20 for i in range(10)]
     error = RetryProviderError("RetryProvider failed:\n" + "\n".join(reasons))
     line = "error: " + messages_stream.describe(error, None, 60)
@@ -390,12 +392,12 @@ def test_all_providers_failed_is_one_short_line_with_the_first_reason(monkeypatc
 
 
 def test_a_failure_of_the_default_provider_names_it(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, messages_stream.LOADED, SimpleNamespace(AnyProvider=object))
+    monkeypatch.setitem(sys.modules, ANY_PROVIDER, SimpleNamespace(AnyProvider=object))
     assert messages_stream.describe(RuntimeError("boom"), None, 60) == "g4f's default provider failed: boom"
 
 
 def test_a_registry_that_sends_no_json_is_named_as_the_registry(monkeypatch) -> None:
-    monkeypatch.delitem(sys.modules, messages_stream.LOADED, raising=False)  # its import failed
+    monkeypatch.delitem(sys.modules, ANY_PROVIDER, raising=False)  # its import failed
     error = requests.JSONDecodeError("Expecting value", "<html>", 0)
     assert messages_stream.describe(error, None, 60) == (
         "g4f's provider registry (https://g4f.dev/dist/js/providers.json) sent no usable list of providers; "
