@@ -1,34 +1,55 @@
-"""Shared fixtures: a clean environment for every test, and a way to run the script as a user would.
+"""What every test shares. Read this first.
+
+The fake client, in tests/fakes.py: `FakeClient` stands in for g4f's AsyncClient (the `fake` fixture
+below installs it) and streams items that say what they do: `chunk("Hel")` is a chunk as g4f yields it,
+`Sleep(0.2)` waits without blocking the event loop, `Block(30)` blocks the whole loop as g4f's look-ups
+do, `Call(f)` calls f, and an exception is raised. test_main.py drives main() and cli() in-process with
+it; test_main.py also checks, field by field, that its chunks are shaped as g4f's real ones.
+`tiny_provider(...)` in the same file is the one small real g4f provider, for the tests that run g4f's
+real client (test_main.py, test_content.py).
+
+Everything else runs the script as a user does, in a process of its own (`run_script`, `start_script`,
+`shell_command`, `on_a_terminal`, all from one `script_command`), against peers on 127.0.0.1 that the
+test starts and stops: tests/server.py (an OpenAI-compatible server with fault modes, and a silent peer)
+and tests/standin.py (g4f's registry and its first two providers over TLS, for the default path).
+Every run's stderr is checked for tracebacks and teardown noise by the runner itself.
 
 The suite tests the `messages_stream` that Python imports: the checkout's file under `pip install -e .`,
-the installed copy in CI (`.ci/run` installs without `-e` and sets MESSAGES_STREAM_INSTALLED=1, so a
-checkout file that shadows the installed one fails the run at once instead of being tested in its place).
+the installed copy in CI (`.ci/run` sets MESSAGES_STREAM_INSTALLED=1, so a checkout file that shadows
+the installed one fails the run). MESSAGES_STREAM_FILE=path makes the subprocess tests run another copy
+of the script (an older one, to see which new tests fail on it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
+import select
 import selectors
 import shlex
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
+from fakes import FakeClient
 
 import messages_stream
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(messages_stream.__file__).resolve()
-# The file that the host, edge and signal tests run: another copy when MESSAGES_STREAM_FILE is set (to run
-# them once against an older version), else SCRIPT.
-UNDER_TEST = Path(os.environ.get("MESSAGES_STREAM_FILE") or SCRIPT).resolve()
-if os.environ.get("MESSAGES_STREAM_INSTALLED") == "1" and SCRIPT.is_relative_to(CHECKOUT):
+INSTALLED = Path(messages_stream.__file__).resolve()
+# The one script the subprocess tests run: the imported module's file, or MESSAGES_STREAM_FILE.
+SCRIPT = Path(os.environ.get("MESSAGES_STREAM_FILE") or INSTALLED).resolve()
+if os.environ.get("MESSAGES_STREAM_INSTALLED") == "1" and INSTALLED.is_relative_to(CHECKOUT):
     raise RuntimeError(
-        f"MESSAGES_STREAM_INSTALLED=1, but the tests would run the checkout's {SCRIPT}, not an installed "
+        f"MESSAGES_STREAM_INSTALLED=1, but the tests would run the checkout's {INSTALLED}, not an installed "
         "copy: install without -e, and run `pytest`, not `python -m pytest` (which puts the cwd first)"
     )
 # Variables that would change what the script does, or send it to another machine. PYTHONUNBUFFERED
@@ -47,9 +68,8 @@ FOREIGN = (
     "PYTHONUNBUFFERED",
     "NO_COLOR",
 )
-# True: run the script as `python SCRIPT`. False (a fixture of the fault matrix sets it): run it as on a
-# platform without signal.setitimer (Windows), where the script has no SIGALRM belt, the run-time check
-# that the contract gives (`hasattr(signal, "setitimer")`).
+# True: run the script as `python SCRIPT`. False (the `no_belt` fixture sets it): run it as on a platform
+# without signal.setitimer (Windows), where the script has no alarm for g4f's blocking look-ups.
 BELT = True
 NO_BELT = (
     "import runpy, signal, sys; del signal.setitimer; "
@@ -57,6 +77,7 @@ NO_BELT = (
 )
 # What must never reach stderr: a traceback, or the noise of a sloppy teardown.
 NOISE = ("Traceback", "Unclosed", "Task was destroyed", "Exception ignored", "Warning")
+WAIT = 90  # seconds any one run may take at most: a breaker against hangs on a busy machine, not a bound
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -68,10 +89,11 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Give each test its own home, g4f folders and working folder, no proxies; restore signal handlers.
+    """Give each test its own home, g4f folders and working folder, no proxies; restore the signal state.
 
     The working folder matters: a child started with `python -c` imports from it first, and g4f writes
-    into `./har_and_cookies` when that exists.
+    into `./har_and_cookies` when that exists. In-process, the deadline that the first signal arms (it
+    ends the process 2 s later if the ending hangs) would end pytest: os._exit only records here.
     """
     for name in list(os.environ):
         if name.startswith(FOREIGN):
@@ -79,9 +101,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name, value in clean_env(tmp_path).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    handlers = {
-        number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
-    }
+    monkeypatch.setattr(os, "_exit", EXITS.append)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield tmp_path
     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -92,43 +113,142 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         signal.signal(number, handler)
 
 
-def script_command(*args: str) -> list[str]:
-    """The command that runs the script with `args`, with or without the SIGALRM belt (see BELT)."""
+EXITS: list[int] = []  # what the in-process deadline would have exited with
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeClient]:
+    """Install a FakeClient (tests/fakes.py) in place of g4f's AsyncClient; give it back to the test."""
+
+    def install(*items: Any, create_raises: BaseException | None = None) -> FakeClient:
+        client = FakeClient(list(items), create_raises)
+        monkeypatch.setattr(messages_stream, "AsyncClient", client)
+        return client
+
+    return install
+
+
+@pytest.fixture
+def no_belt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the script as on a platform without signal.setitimer, where it has no alarm."""
+    monkeypatch.setattr(sys.modules[__name__], "BELT", False)
+
+
+# ---- running the script ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a finished run gave back: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+def script_command(*args: str | bytes) -> list[str | bytes]:
+    """The command that runs SCRIPT with `args` (bytes pass undecoded into argv), with or without the belt."""
     if BELT:
         return [sys.executable, str(SCRIPT), *args]
     return [sys.executable, "-c", NO_BELT.format(repr(str(SCRIPT))), *args]
 
 
-def script_shell(*args: str) -> str:
-    """script_command() as one line for `sh -c`, for tests that build a pipeline."""
-    return shlex.join(script_command(*args))
+def shell_command(*args: str) -> str:
+    """script_command() as one line for `sh -c`, for tests that build a pipeline or a redirection."""
+    return shlex.join(str(part) for part in script_command(*args))
 
 
 def run_script(
-    *args: str, home: Path, timeout: float = 30, input: str | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run `python messages_stream.py ARGS` in a clean environment; give back its exit code and output."""
-    return subprocess.run(
-        script_command(*args),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        input=input,
-        env=clean_env(home, **env),
+    *args: str | bytes,
+    home: Path,
+    input: str | bytes | None = None,
+    stdout: Any = subprocess.PIPE,
+    traceback: bool = False,
+    shell: str | None = None,
+    **env: str,
+) -> Run:
+    """Run the script with `args` and `input` on stdin (else no stdin at all), in a clean environment.
+
+    `shell` runs it through `sh -c` with that redirection appended (`>&-`, `<&-`, `| head -c 5`). Its
+    stderr must be free of teardown noise, and of tracebacks unless `traceback` (for --debug).
+    """
+    result = subprocess.run(
+        f"{shell_command(*map(str, args))} {shell}" if shell is not None else script_command(*args),
+        shell=shell is not None,
+        input=input.encode() if isinstance(input, str) else input,
         stdin=None if input is not None else subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=clean_env(home, **env),
+        timeout=WAIT,
     )
+    err = result.stderr.decode(errors="replace")
+    assert_clean(err, traceback)
+    return Run(result.returncode, (result.stdout or b"").decode(errors="replace"), err)
 
 
-def start_script(*args: str, home: Path) -> subprocess.Popen[bytes]:
-    """Start `python messages_stream.py ARGS` with stdout and stderr on pipes, for tests that act mid-run."""
+def start_script(*args: str, home: Path, **env: str) -> subprocess.Popen[bytes]:
+    """Start the script with stdout and stderr on pipes, for tests that act while it runs."""
     return subprocess.Popen(
         script_command(*args),
-        env=clean_env(home),
+        env=clean_env(home, **env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def on_a_terminal(*args: str, fd: int, home: Path, **env: str) -> tuple[int, bytes, str]:
+    """Run the script with `fd` (1 or 2) on a pseudo-terminal and the other one on a pipe.
+
+    Give back the exit code, the bytes the terminal received, and the text of the pipe. Whichever of
+    them is stderr must be free of tracebacks and teardown noise.
+    """
+    master, slave = pty.openpty()
+    streams = {"stdout": slave, "stderr": subprocess.PIPE}
+    if fd == 2:
+        streams = {"stdout": subprocess.PIPE, "stderr": slave}
+    process = subprocess.Popen(
+        script_command(*args), stdin=subprocess.DEVNULL, env=clean_env(home, **env), **streams
+    )
+    os.close(slave)
+    received = b""
+    try:
+        deadline = time.monotonic() + WAIT  # a breaker against hanging, not an assertion
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 0.1)[0]:
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the script has closed its end of the terminal
+                break
+            if not data:
+                break
+            received += data
+        pipe = process.stdout if fd == 2 else process.stderr
+        assert pipe is not None
+        other = pipe.read().decode()
+        code = process.wait(timeout=WAIT)
+    finally:
+        process.kill()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        os.close(master)
+    assert_clean(received.decode(errors="replace") if fd == 2 else other, traceback="--debug" in args)
+    return code, received, other
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections: bound for the whole block, never listening, so that
+    no other test can take it meanwhile."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield int(bound.getsockname()[1])
+
+
+# ---- checking what came out -----------------------------------------------------------------------------
 
 
 def assert_clean(stderr: str, traceback: bool = False) -> None:
@@ -139,8 +259,7 @@ def assert_clean(stderr: str, traceback: bool = False) -> None:
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The `error: ` lines of stderr, after checking that it holds no traceback or teardown noise."""
-    assert_clean(stderr)
+    """The `error: ` lines of stderr."""
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
@@ -149,14 +268,14 @@ def final_line(text: str) -> str:
     return f"\n\nFinal accumulated text: {text}\n"
 
 
-def read_until(stream: IO[bytes], wanted: bytes, bound: float = 10) -> bytes:
+def read_until(stream: IO[bytes], wanted: bytes, bound: float = WAIT) -> bytes:
     """Read `stream` until `wanted` has come; fail if it has not after `bound` s (a deadlock's breaker)."""
     got = b""
     with selectors.DefaultSelector() as selector:
         selector.register(stream, selectors.EVENT_READ)
         while wanted not in got:
-            assert selector.select(bound), f"only {got!r} came on stdout in {bound} s, waiting for {wanted!r}"
+            assert selector.select(bound), f"only {got!r} came in {bound} s, waiting for {wanted!r}"
             piece = os.read(stream.fileno(), 4096)
-            assert piece, f"stdout ended after {got!r}"
+            assert piece, f"the stream ended after {got!r}"
             got += piece
     return got
