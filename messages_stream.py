@@ -61,7 +61,7 @@ def to_provider(provider: str | None, model: str) -> object:
     return provider or None
 
 
-# ---- The command line -----------------------------------------------------------------------------------
+# ---- The command line ----------------------------------------------------------------------------
 # Below, what makes main() a dependable command. It owns the process: signals, an alarm, the exit code,
 # stdout and stderr, and g4f's shared connections.
 
