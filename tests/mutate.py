@@ -29,6 +29,7 @@ ROOT, TARGET = Path(__file__).resolve().parent.parent, "messages_stream.py"
 PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-n", "0")
 # The fast in-process tests first, so that most mutants die within seconds; then the rest, by file.
 ORDER = [
+    "tests/test_docs.py",
     "tests/test_main.py",
     "tests/test_cli.py",
     "tests/test_edges.py",
