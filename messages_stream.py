@@ -1,6 +1,4 @@
-"""Stream a chat completion with g4f's AsyncClient, printing each piece of the answer as it arrives.
-
-main() is the lesson, ready to copy; below "The command line" is what makes this file a command."""
+"""Stream a chat completion with g4f's AsyncClient: main() is the lesson, then the command line."""
 
 import asyncio
 import logging
@@ -62,8 +60,7 @@ def to_provider(provider: str | None, model: str) -> object:
 
 
 # ---- The command line ----------------------------------------------------------------------------
-# Below, what makes main() a dependable command. It owns the process: signals, an alarm, the exit code,
-# stdout and stderr, and g4f's shared connections.
+# Below, what makes main() a dependable command. It owns the process: signals, exit codes, the streams.
 
 import argparse
 import io
@@ -107,8 +104,7 @@ def stop(code: int | str) -> None:
     sys.exit(code)  # SystemExit gets past g4f's `except Exception`, which would try the next provider
 
 async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
-    """Run main() under an alarm that ends the run when a call blocks the event loop for --timeout s,
-    as g4f's look-ups can (no asyncio timeout reaches them); then close g4f's shared connections."""
+    """Run main() under an alarm for calls that block the event loop; close g4f's shared connections."""
     def ring(signum: int, frame: object) -> None:
         where = args.provider or ("g4f's default provider" if has_registry() else "g4f's provider registry")
         stop(f"error: no response from {hide(where)} within {args.timeout:g} s")
@@ -122,7 +118,8 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
     try:
         await main(messages, args.model, args.provider, args.timeout)
     finally:
-        if hasattr(signal, "setitimer"):
+        if hasattr(signal, "setitimer"):  # a heartbeat may still come and re-arm it: let that ring unheard
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
             signal.setitimer(signal.ITIMER_REAL, 0)
         await g4f.requests.close_shared_connectors()  # g4f never closes them: "Unclosed connector" at exit
 
@@ -130,15 +127,18 @@ def has_registry() -> bool:
     """Whether g4f has its provider list: any_provider, whose import downloads it, defines AnyProvider."""
     return hasattr(sys.modules.get("g4f.providers.any_provider"), "AnyProvider")
 
-def in_main(error: BaseException) -> bool:
-    """Whether main() itself raised the caught `error`: in its own words, or as it printed (Shown.write)."""
-    return traceback.extract_tb(error.__traceback__)[-1].name in ("main", "write")
+def raised_in(error: BaseException, name: str) -> bool:
+    """Whether the caught `error` was raised in this file's `name`: main() (its own words) or Shown.write."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return frame.name == name and frame.filename == __file__
 
 def describe(error: Exception, provider: str) -> str:
     """Say in plain words, on one line, what failed and where."""
     where = provider or "g4f's default provider"
-    if in_main(error):
-        message = f"cannot write to stdout ({error.strerror})" if isinstance(error, OSError) else str(error)
+    if isinstance(error, OSError) and raised_in(error, "write"):  # printing failed: a full disk, say
+        message = f"cannot write to stdout ({error.strerror})"
+    elif raised_in(error, "main"):
+        message = str(error)
     elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
         url = str(error.request.url) if error.request else where
         message = f"cannot reach {REGISTRY if url == URL else url}; check the network and any proxy settings"
@@ -225,10 +225,10 @@ def cli(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(run([*system, {"role": "user", "content": args.prompt}], args))
         except Exception as error:
-            if isinstance(error, OSError) and in_main(error):  # stdout failed: so would the flush at exit
-                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-            if isinstance(error, BrokenPipeError) and in_main(error):  # `| head`: quietly, as SIGPIPE does
-                return 141
+            if isinstance(error, OSError) and raised_in(error, "write"):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stdout broke: the flush at exit must not fail
+                if isinstance(error, BrokenPipeError):  # the reader has gone (`| head`): quiet, as SIGPIPE
+                    return 141
             if not args.provider and not has_registry():  # g4f keeps a broken registry all day
                 cache = Path(g4f.config.get_cache_dir()) / ".models" / time.strftime("%Y-%m-%d")
                 (cache / "providers.json").unlink(missing_ok=True)
