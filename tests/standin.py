@@ -1,11 +1,17 @@
 """An offline stand-in for the part of the internet that g4f's default provider uses, on 127.0.0.1 over TLS.
 
 It serves g4f's provider registry (g4f.dev), CopilotApp (copilot.microsoft.com: a POST, then a WebSocket)
-and Airforce (api.airforce: OpenAI-style SSE), the first two providers g4f 8.8.6 tries for gpt-4, each with
-fault modes. One aiohttp server on a port the OS picks routes by the Host header; its certificate comes from
-a throwaway `trustme` CA. The script under test gets `env()`: standin_site/ on PYTHONPATH, whose
-sitecustomize sends those names to this server and fails every other name at once, and the CA file for
-`requests` (REQUESTS_CA_BUNDLE) and aiohttp (SSL_CERT_FILE). Nothing leaves 127.0.0.1.
+and Airforce (api.airforce: OpenAI-style SSE, built with tests/server.py's chunks), the first two providers
+g4f 8.8.6 tries for gpt-4, each with fault modes. One aiohttp server on a port the OS picks routes by the
+Host header; its certificate comes from a throwaway `trustme` CA. The script under test gets `env()`:
+standin_site/ on PYTHONPATH, whose sitecustomize sends those names to this server and fails every other
+name at once, and the CA file for `requests` (REQUESTS_CA_BUNDLE) and aiohttp (SSL_CERT_FILE). Nothing
+leaves 127.0.0.1.
+
+It records every request it receives, whole (`requests`: method, host, path, headers, body, and what the
+client sent on a WebSocket), so that a test can search all of it for a secret (`mentions()`). With
+`internet(everywhere=True)` every other name reaches it too (a certificate is made for each name as it
+is asked for), and it answers those hosts 404: then a request that any provider sends is seen.
 With `proxied_env()` no name resolves in the script at all, and HTTPS_PROXY names a CONNECT proxy that
 tunnels to the same server: what reaches the stand-in then went through the proxy.
 """
@@ -25,8 +31,8 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import trustme
-from aiohttp import web
-from server import stop
+from aiohttp import WSMsgType, web
+from server import stop, text_events
 
 REGISTRY_URL = "https://g4f.dev/dist/js/providers.json"
 HOSTS = ("g4f.dev", "copilot.microsoft.com", "api.airforce")
@@ -56,6 +62,7 @@ class ScriptEnv(TypedDict):
 
     PYTHONPATH: str
     STANDIN_HOSTS: str
+    STANDIN_EVERYWHERE: str
     REQUESTS_CA_BUNDLE: str
     SSL_CERT_FILE: str
 
@@ -67,20 +74,53 @@ class ProxiedEnv(ScriptEnv):
 
 
 @dataclass
+class Seen:
+    """One request the stand-in received, all of it."""
+
+    method: str
+    host: str  # as the client named it, without the port (the Host header); a CONNECT's target, host:port
+    path: str  # with its query string; "" for a CONNECT
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    messages: list[str | bytes] = field(default_factory=list)  # a WebSocket's, as the client sent them
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.host}{self.path}"
+
+    def mentions(self, secret: str) -> bool:
+        """Whether `secret` is anywhere in the request: its line, a header's name or value, the body, or a
+        WebSocket message."""
+        parts: list[str | bytes] = [str(self), *(f"{name}: {value}" for name, value in self.headers)]
+        parts += [self.body, *self.messages]
+        return any(secret in (part.decode("latin-1") if isinstance(part, bytes) else part) for part in parts)
+
+
+@dataclass
 class Internet:
     """The modes a test sets (they may change between two runs) and what the stand-in saw."""
 
     registry: str = "healthy"
     copilot: str = "text"
     airforce: str = "text"
+    everywhere: bool = False  # every other name reaches the stand-in too, which answers it 404
     copilot_pieces: tuple[str, ...] = ("Hello", " from", " Copilot!")
     airforce_pieces: tuple[str, ...] = ("Hello", " from", " Airforce!")
-    seen: list[str] = field(default_factory=list)  # "METHOD host/path" of every request, in order
-    proxied: list[str] = field(default_factory=list)  # "CONNECT host:port" of every tunnel asked for
+    requests: list[Seen] = field(default_factory=list)  # every request the server received, in order
+    tunnels: list[Seen] = field(default_factory=list)  # every request the proxy received
     port: int = 0  # where the server listens
     proxy_port: int = 0
     closed_port: int = 0  # a port bound but not listening: "unreachable" sends g4f.dev here
     ca_file: str = ""
+
+    @property
+    def seen(self) -> list[str]:
+        """The line `METHOD host/path` of every request the server received, in order."""
+        return [str(request) for request in self.requests]
+
+    @property
+    def proxied(self) -> list[str]:
+        """The line `CONNECT host:port` of every tunnel asked for, in order."""
+        return [str(tunnel) for tunnel in self.tunnels]
 
     def env(self) -> ScriptEnv:
         """The environment variables that send the script here; read it anew after changing `registry`."""
@@ -89,6 +129,7 @@ class Internet:
         return ScriptEnv(
             PYTHONPATH=str(SITE),
             STANDIN_HOSTS=",".join(f"{name}={port}" for name, port in hosts.items()),
+            STANDIN_EVERYWHERE=str(self.port) if self.everywhere else "",
             REQUESTS_CA_BUNDLE=self.ca_file,
             SSL_CERT_FILE=self.ca_file,
         )
@@ -99,6 +140,7 @@ class Internet:
         return ProxiedEnv(
             PYTHONPATH=env["PYTHONPATH"],
             STANDIN_HOSTS="",
+            STANDIN_EVERYWHERE="",
             REQUESTS_CA_BUNDLE=env["REQUESTS_CA_BUNDLE"],
             SSL_CERT_FILE=env["SSL_CERT_FILE"],
             HTTPS_PROXY=f"http://127.0.0.1:{self.proxy_port}",
@@ -106,10 +148,19 @@ class Internet:
 
     def answered(self, host: str) -> bool:
         """Whether a provider's host was asked for an answer (not just the registry's JSON)."""
-        return any(host in line and "POST" in line for line in self.seen)
+        return any(request.host == host and request.method == "POST" for request in self.requests)
+
+    def hosts(self) -> set[str]:
+        """Every host that the server or the proxy was asked for."""
+        return {request.host.partition(":")[0] for request in self.requests + self.tunnels}
+
+    def mentions(self, secret: str) -> list[str]:
+        """The requests (server's and proxy's) that carry `secret` anywhere."""
+        return [str(request) for request in self.requests + self.tunnels if request.mentions(secret)]
 
 
 INTERNET = web.AppKey("internet", Internet)
+SEEN = web.RequestKey("seen", Seen)  # a request's own record, kept with the request
 Handler = Callable[[Internet, web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -150,24 +201,26 @@ async def _copilot_chat(internet: Internet, request: web.Request) -> web.StreamR
     # g4f's CopilotApp sends `Connection: keep-alive` in place of `Connection: Upgrade`. The real server
     # accepts that; aiohttp's refuses it, so mark the request as the upgrade it is meant to be.
     request._message = request._message._replace(upgrade=True)
+    messages = request[SEEN].messages  # what the client sends is recorded with the handshake
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     await ws.send_json({"event": "connected"})
-    await ws.receive_json()  # the client's {"event": "send", ...}
+    first = await ws.receive()  # the client's {"event": "send", ...}
+    if first.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        messages.append(first.data)
     if internet.copilot != "empty":
         for piece in internet.copilot_pieces:
             await ws.send_json({"event": "appendText", "text": piece})
     if internet.copilot == "partial":
         return await _forever()
     await ws.send_json({"event": "done"})
-    async for _ in ws:  # until the client closes
-        pass
+    async for message in ws:  # until the client closes
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            messages.append(message.data)
     return ws
 
 
-def _chunk(content: str | None, finish: str | None = None) -> bytes:
-    choice = {"index": 0, "delta": {} if content is None else {"content": content}, "finish_reason": finish}
-    event = {"id": "standin", "object": "chat.completion.chunk", "model": "gpt-4", "choices": [choice]}
+def _event(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
@@ -181,12 +234,12 @@ async def _airforce_chat(internet: Internet, request: web.Request) -> web.Stream
         return await _forever()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    if mode != "empty":
-        for piece in internet.airforce_pieces:
-            await response.write(_chunk(piece))
+    *pieces, final = text_events([] if mode == "empty" else internet.airforce_pieces)
+    for piece in pieces:
+        await response.write(_event(piece))
     if mode == "partial":
         return await _forever()
-    await response.write(_chunk(None, "stop") + b"data: [DONE]\n\n")
+    await response.write(_event(final) + b"data: [DONE]\n\n")
     await response.write_eof()
     return response
 
@@ -207,7 +260,9 @@ ROUTES: dict[tuple[str, str, str], Handler] = {
 async def _route(request: web.Request) -> web.StreamResponse:
     internet = request.app[INTERNET]
     host = request.host.partition(":")[0].lower()
-    internet.seen.append(f"{request.method} {host}{request.path}")
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers]
+    request[SEEN] = Seen(request.method, host, request.path_qs, headers, await request.read())
+    internet.requests.append(request[SEEN])
     handler = ROUTES.get((request.method, host, request.path))
     if handler is None:
         return web.Response(status=404, text=f"not served by the stand-in: {host}{request.path}")
@@ -230,8 +285,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def _tunnel(internet: Internet, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """The proxy: `CONNECT host:443` to one of the stand-in's names opens a tunnel to it; others get 502."""
     try:
-        method, target, _ = (await reader.readuntil(b"\r\n\r\n")).decode().split(" ", 2)
-        internet.proxied.append(f"{method} {target}")
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        line, *fields = head.split("\r\n")
+        method, target, _ = line.split(" ", 2)
+        headers = [(name, value.strip()) for name, _, value in (f.partition(":") for f in fields if f)]
+        internet.tunnels.append(Seen(method, target.lower(), "", headers))
         if method != "CONNECT" or target.rpartition(":")[0] not in HOSTS:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             writer.close()
@@ -244,14 +302,35 @@ async def _tunnel(internet: Internet, reader: asyncio.StreamReader, writer: asyn
     await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
 
 
+def _server_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    """The server's TLS: a certificate for the stand-in's names, and one made on the spot for any other
+    name the client asks for (SNI), so that `everywhere` can serve every host."""
+    contexts: dict[str, ssl.SSLContext] = {}
+
+    def context_for(*names: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(context)
+        return context
+
+    def choose(connection: ssl.SSLObject, name: str | None, current: ssl.SSLContext) -> None:
+        if name and name not in HOSTS:
+            if name not in contexts:
+                contexts[name] = context_for(name)
+            connection.context = contexts[name]
+
+    main = context_for(*HOSTS)
+    main.sni_callback = choose
+    return main
+
+
 @contextlib.contextmanager
-def internet(registry: str = "healthy", copilot: str = "text", airforce: str = "text") -> Iterator[Internet]:
+def internet(
+    registry: str = "healthy", copilot: str = "text", airforce: str = "text", everywhere: bool = False
+) -> Iterator[Internet]:
     """Serve the stand-in, in these modes, until the block ends."""
     assert registry in REGISTRY_MODES and {copilot, airforce} <= set(PROVIDER_MODES)
-    state = Internet(registry, copilot, airforce)
+    state = Internet(registry, copilot, airforce, everywhere)
     ca = trustme.CA()
-    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*HOSTS).configure_cert(server_ssl)
     app = web.Application()
     app[INTERNET] = state
     app.router.add_route("*", "/{path:.*}", _route)
@@ -263,7 +342,7 @@ def internet(registry: str = "healthy", copilot: str = "text", airforce: str = "
         state.ca_file = str(Path(folder) / "ca.pem")
         ca.cert_pem.write_to_path(state.ca_file)
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl).start())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_server_ssl(ca)).start())
         state.port = runner.addresses[0][1]
         proxy = loop.run_until_complete(
             asyncio.start_server(lambda r, w: _tunnel(state, r, w), "127.0.0.1", 0)
