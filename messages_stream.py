@@ -26,8 +26,8 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
             # Not awaited: create() returns the stream at once. It can raise already, hence the try.
             stream = client.chat.completions.create(model=model, messages=messages, stream=True)
             async for chunk in stream:
-                limit.reschedule(asyncio.get_running_loop().time() + timeout)  # wait anew
-                for choice in chunk.choices:  # one choice, or none
+                limit.reschedule(asyncio.get_running_loop().time() + timeout)  # restart the wait
+                for choice in chunk.choices:
                     if choice.delta.reasoning:  # a thinking model's thoughts are not the answer
                         thought = True
                         print(choice.delta.reasoning, end="", file=sys.stderr, flush=True)
@@ -42,7 +42,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
         raise
     finally:
         print(f"\n\nFinal accumulated text: {text}", flush=True)
-        print(end="\n" if thought else "", file=sys.stderr, flush=True)
+        print(end="\n" if thought else "", file=sys.stderr, flush=True)  # end the reasoning's line
     if not text:
         raise ValueError("the provider sent only reasoning" if thought else "the answer is empty")
     return text
