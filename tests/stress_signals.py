@@ -14,7 +14,7 @@ tests/test_hosts.py:
   at a chosen point of the ending (while g4f's connectors close, or as the final line is written),
   so that window is hit in every run, deterministically.
 
-MESSAGES_STREAM_FILE=path runs the checks against another copy of the script (default: conftest's SCRIPT).
+Both run conftest's SCRIPT: the imported messages_stream's file, or another copy, MESSAGES_STREAM_FILE=path.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from pathlib import Path
 if __name__ == "__main__":  # as pytest's `pythonpath` does, so that conftest finds messages_stream
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from conftest import UNDER_TEST, clean_env, final_line
+from conftest import SCRIPT, clean_env, final_line
 from server import openai_server, text_events
 
-FILE = UNDER_TEST
 SLOW = text_events([f"w{i} " for i in range(400)])  # one every 50 ms: 20 s, unless a signal ends it
 PAIRS = {"Ctrl-C twice": signal.SIGINT, "Ctrl-C then SIGTERM": signal.SIGTERM}
 WINDOWS = ("close", "final")  # where hooked_second_signal() sends the second signal
@@ -107,11 +106,11 @@ def _run(
 def double_signal(second: signal.Signals, gap: float, home: Path) -> tuple[int | None, list[str]]:
     """Ctrl-C, then `second` `gap` s later, both from outside, on a run of the command line mid-stream.
 
-    The issue accepts 130 or 143 here: two signals microseconds apart can reach Python's handlers in
+    Either 130 or 143 is right here: two signals microseconds apart can reach Python's handlers in
     either order (a SIGTERM that trips while the SIGINT handler starts runs nested, inside it).
     """
     with openai_server(events=SLOW, delay=0.05) as server:
-        return _run([sys.executable, str(FILE)], server.url, home, second, gap, {130, 143})
+        return _run([sys.executable, str(SCRIPT)], server.url, home, second, gap, {130, 143})
 
 
 def hooked_second_signal(second: signal.Signals, where: str, home: Path) -> list[str]:
@@ -120,7 +119,7 @@ def hooked_second_signal(second: signal.Signals, where: str, home: Path) -> list
     The second signal comes long after the first was handled, so the exit code must be the first's: 130.
     """
     mark = home / "second-signal-sent"
-    command = [sys.executable, "-c", HOOK, second.name, where, str(FILE), str(mark)]
+    command = [sys.executable, "-c", HOOK, second.name, where, str(SCRIPT), str(mark)]
     with openai_server(events=SLOW, delay=0.05) as server:
         _, problems = _run(command, server.url, home, second, None, {130})
     return problems if mark.exists() else [f"the hook at {where!r} was never reached", *problems]
@@ -140,7 +139,7 @@ def stress(runs: int) -> int:
             for problem in problems:
                 print(f"{name}, run {run + 1}, gap {gap * 1000:.0f} ms: {problem}", flush=True)
         print(f"{name}: {runs} runs, exit codes {dict(codes)}", flush=True)
-    print(f"{FILE}: {failures} of {runs * len(PAIRS)} runs failed")
+    print(f"{SCRIPT}: {failures} of {runs * len(PAIRS)} runs failed")
     return failures
 
 
