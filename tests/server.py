@@ -63,17 +63,37 @@ class Server:
     error_body: Any = None  # a dict is sent as JSON, a str as plain text
     models_status: int = 200
     gate: threading.Event | None = None  # if given, the events after the first wait until it is set
+    page: str | None = None  # if given, every GET and POST answers 200 with this HTML page instead
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_write: float | None = None  # time.monotonic() of the first write, for the benchmark
+    sent: int = 0  # how many of `events` have been written so far
     connections: Callable[[], int] = lambda: 0  # how many client connections are open right now
 
 
 SERVER = web.AppKey("server", Server)
 
 
+def _page(server: Server) -> web.Response | None:
+    """The HTML page that answers every request, when the server was given one (a captive portal, a
+    web UI at the API's URL); else None."""
+    if server.page is None:
+        return None
+    return web.Response(text=server.page, content_type="text/html", charset="utf-8")
+
+
+async def _any(request: web.Request) -> web.Response:
+    server: Server = request.app[SERVER]
+    page = _page(server)
+    if page is None:
+        raise web.HTTPNotFound()  # aiohttp's own 404, as without this route
+    return page
+
+
 async def _models(request: web.Request) -> web.Response:
     server: Server = request.app[SERVER]
+    if page := _page(server):
+        return page
     if server.models_status != 200:
         return web.json_response({"error": {"message": "not found"}}, status=server.models_status)
     return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
@@ -82,6 +102,8 @@ async def _models(request: web.Request) -> web.Response:
 async def _chat(request: web.Request) -> web.StreamResponse:
     server: Server = request.app[SERVER]
     server.requests.append({"headers": dict(request.headers), "json": await request.json()})
+    if page := _page(server):
+        return page
     if server.status != 200:
         if isinstance(server.error_body, str):
             return web.Response(status=server.status, text=server.error_body)
@@ -100,6 +122,7 @@ async def _stream(server: Server, request: web.Request, response: web.StreamResp
                 await asyncio.sleep(0.01)
         line = event if isinstance(event, str) else json.dumps(event)
         await response.write(f"data: {line}\n\n".encode())
+        server.sent += 1
         if server.first_write is None:
             server.first_write = time.monotonic()
         if server.delay:
@@ -130,6 +153,9 @@ async def stop(runner: web.AppRunner, *others: asyncio.AbstractServer) -> None:
 def openai_server(port: int = 0, **reply: Any) -> Iterator[Server]:
     """Serve `GET /v1/models` and streaming `POST /v1/chat/completions` on 127.0.0.1 until the block ends.
 
+    `reply` sets the Server's fields: events, delay, fault, status, error_body, models_status, gate, and
+    page (an HTML page that answers every GET and POST with 200, as a web UI or a captive portal does).
+
     `port` 0 lets the OS pick a free one, so that tests can run side by side.
     """
     server = Server(**reply)
@@ -138,6 +164,8 @@ def openai_server(port: int = 0, **reply: Any) -> Iterator[Server]:
     app[SERVER] = server
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/{path:.*}", _any)  # any other page: `page` if given, else 404
+    app.router.add_post("/{path:.*}", _any)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, shutdown_timeout=0.1, handle_signals=False)
     loop.run_until_complete(runner.setup())
@@ -158,10 +186,11 @@ def openai_server(port: int = 0, **reply: Any) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def silent_peer(lifetime: float = 60.0) -> Iterator[str]:
+def silent_peer(lifetime: float = 60.0, accepted: list[float] | None = None) -> Iterator[str]:
     """Accept TCP connections on 127.0.0.1 and never answer; yield its `host:port`.
 
     It holds what it accepts until the block ends, or until `lifetime` seconds pass, whichever is first.
+    If `accepted` is given, the time.monotonic() of each connection it accepts is appended to it.
     """
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
@@ -173,6 +202,8 @@ def silent_peer(lifetime: float = 60.0) -> Iterator[str]:
         while not stop.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(OSError):  # the 0.05 s accept timeout is an OSError too
                 held.append(listener.accept()[0])
+                if accepted is not None:
+                    accepted.append(time.monotonic())
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
