@@ -77,6 +77,7 @@ NO_BELT = (
 )
 # What must never reach stderr: a traceback, or the noise of a sloppy teardown.
 NOISE = ("Traceback", "Unclosed", "Task was destroyed", "Exception ignored", "Warning")
+ENDS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)  # the signals the script handles
 WAIT = 90  # seconds any one run may take at most: a breaker against hangs on a busy machine, not a bound
 
 
@@ -102,7 +103,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "_exit", EXITS.append)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    handlers = {number: signal.getsignal(number) for number in ENDS}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield tmp_path
     signal.setitimer(signal.ITIMER_REAL, 0)

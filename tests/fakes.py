@@ -102,7 +102,7 @@ class FakeClient:
 
 
 def tiny_provider(*items: Any) -> type[AsyncGeneratorProvider]:
-    """The smallest real g4f provider: it yields `items` (text, or g4f's Reasoning, Sources, ImageResponse)."""
+    """The smallest real g4f provider: it yields `items` (text, g4f's Reasoning, Sources, ImageResponse)."""
 
     class TinyProvider(AsyncGeneratorProvider):
         working = True

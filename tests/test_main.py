@@ -149,6 +149,29 @@ def test_reasoning_goes_to_stderr_and_never_into_the_answer(fake: Fake, capsys: 
     assert err == "Let me think. Done.\n"  # its line ended, so that what follows starts on a new one
 
 
+def test_each_piece_and_each_thought_is_flushed_before_the_next_chunk(fake: Fake, monkeypatch: Patch) -> None:
+    # Streams that hold text back until flushed, as a pipe's stdout does: without flush=True a piece
+    # would wait there, and the answer would appear all at once at the end.
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    shown: list[bytes] = []
+    fake(
+        chunk(reasoning="Hmm."),
+        Call(lambda: shown.append(err.buffer.getvalue())),  # type: ignore[attr-defined]
+        chunk("Hel"),
+        Call(lambda: shown.append(out.buffer.getvalue())),  # type: ignore[attr-defined]
+        chunk("lo"),
+        last(),
+    )
+    asyncio.run(messages_stream.main())
+    assert shown == [b"Hmm.", b"Hel"]
+    # The final line and the end of the reasoning's line are out as soon as main() returns.
+    assert out.buffer.getvalue().decode() == "Hello" + final_line("Hello")  # type: ignore[attr-defined]
+    assert err.buffer.getvalue() == b"Hmm.\n"  # type: ignore[attr-defined]
+
+
 def test_an_error_raised_by_create_itself_is_raised_after_the_final_line(fake: Fake, capsys: Capture) -> None:
     fake(chunk("never"), create_raises=ConnectionError("offline"))
     with pytest.raises(ConnectionError, match="offline"):
