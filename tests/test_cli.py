@@ -134,7 +134,7 @@ def test_help_explains_every_option_and_exits_0(isolated: Path) -> None:
     for words in (  # what each one means: the description, every option's help, the epilog
         "Stream a chat completion with g4f's AsyncClient",
         "prompt the message, or - to read it from stdin",
-        "-s SYSTEM, --system SYSTEM a system message, sent before the prompt",
+        "--system SYSTEM a system message, sent before the prompt",  # after "-s SYSTEM," before 3.13
         "--model MODEL $G4F_MODEL or gpt-4",
         "--provider PROVIDER a g4f provider name, or an OpenAI-compatible API's base URL ($G4F_PROVIDER)",
         "--timeout TIMEOUT seconds to wait for a chunk (60)",
