@@ -606,7 +606,20 @@ def test_the_belt_ends_a_call_that_blocks_the_event_loop_and_names_where(
 def test_the_belt_never_rings_while_the_event_loop_runs(fake: Fake) -> None:
     fake(*[item for i in range(6) for item in (Sleep(0.2), chunk(f"{i} "))], last())  # 1.2 s, --timeout 0.4
     assert messages_stream.cli(["hi", "--timeout", "0.4"]) == 0
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_IGN  # and after the run, it can ring no more
+
+
+def test_a_heartbeat_that_comes_after_the_run_rings_unheard(fake: Fake, monkeypatch: Patch) -> None:
+    # While g4f's connections close, the loop still runs, and a heartbeat may re-arm the alarm once more.
+    async def slow_close() -> None:
+        await asyncio.sleep(0.3)  # three heartbeats at --timeout 0.4, one every 0.1 s
+
+    monkeypatch.setattr(g4f.requests, "close_shared_connectors", slow_close)
+    fake(chunk("ok"), last())
+    assert messages_stream.cli(["hi", "--timeout", "0.4"]) == 0
+    assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # re-armed after main() had returned...
+    time.sleep(0.6)  # ...and rung by now, ending nothing: a ring would raise SystemExit here
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
 def test_without_setitimer_there_is_no_belt_and_the_stream_still_works(
