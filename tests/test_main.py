@@ -467,7 +467,7 @@ def test_stderr_on_a_terminal_is_dimmed_write_by_write_unless_no_color(monkeypat
 
 def test_each_write_reaches_the_stream_underneath_at_once() -> None:
     buffered = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # holds text back until flushed
-    messages_stream.Shown(buffered).write("Hel")
+    assert messages_stream.Shown(buffered).write("Hel") == 3  # as io's write() says: what it took
     assert buffered.buffer.getvalue() == b"Hel"
 
 
