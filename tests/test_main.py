@@ -573,6 +573,27 @@ def test_a_silence_ends_the_command_with_one_error_line(fake: Fake, capsys: Capt
     assert (out, err) == ("Hel" + final_line("Hel"), "error: no response from the provider within 0.5 s\n")
 
 
+def test_a_broken_pipe_in_the_provider_is_its_failure_not_a_reader_gone(fake: Fake, capfd: Capture) -> None:
+    # Exit 141 is for stdout's reader gone (`| head`); a provider's own socket breaking is an error line.
+    fake(chunk("Hi"), BrokenPipeError(32, "Broken pipe"))
+    assert messages_stream.cli(["hi", "--provider", "SomeProvider"]) == 1
+    out, err = capfd.readouterr()  # at the level of file descriptors: stdout must not have been swapped
+    assert (out, err) == ("Hi" + final_line("Hi"), "error: SomeProvider failed: [Errno 32] Broken pipe\n")
+
+
+@pytest.mark.parametrize(("provider", "registry"), [("SomeProvider", False), ("", True)])
+def test_the_days_registry_stays_cached_when_the_failure_is_not_the_registrys(
+    fake: Fake, monkeypatch: Patch, isolated: Path, provider: str, registry: bool
+) -> None:
+    with_registry(monkeypatch, registry)
+    cached = isolated / "cache" / ".models" / time.strftime("%Y-%m-%d") / "providers.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text('{"providers": {"default": {}}}', encoding="utf-8")
+    fake(chunk("Hi"), RuntimeError("boom"))
+    assert messages_stream.cli(["hi", "--provider", provider]) == 1
+    assert cached.exists()
+
+
 @pytest.mark.parametrize(
     ("registry", "provider", "where"),
     [
