@@ -72,7 +72,7 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from importlib.metadata import version
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeGuard
 
 import aiohttp
 import g4f.config
@@ -127,17 +127,17 @@ def has_registry() -> bool:
     """Whether g4f has its provider list: any_provider, whose import downloads it, defines AnyProvider."""
     return hasattr(sys.modules.get("g4f.providers.any_provider"), "AnyProvider")
 
-def raised_in(error: BaseException, name: str) -> bool:
-    """Whether the caught `error` was raised in this file's `name`: main() (its own words) or Shown.write."""
+def printing_failed(error: BaseException) -> TypeGuard[OSError]:
+    """Whether printing raised `error`: an OSError with an errno (not main()'s TimeoutError), in this file."""
     frame = traceback.extract_tb(error.__traceback__)[-1]
-    return frame.name == name and frame.filename == __file__
+    return isinstance(error, OSError) and bool(error.errno) and frame.filename == __file__
 
 def describe(error: Exception, provider: str) -> str:
     """Say in plain words, on one line, what failed and where."""
     where = provider or "g4f's default provider"
-    if isinstance(error, OSError) and raised_in(error, "write"):  # printing failed: a full disk, say
+    if printing_failed(error):
         message = f"cannot write to stdout ({error.strerror})"
-    elif raised_in(error, "main"):
+    elif traceback.extract_tb(error.__traceback__)[-1].name == "main":  # main()'s own words
         message = str(error)
     elif isinstance(error, requests.ConnectionError):  # in one of g4f's blocking look-ups
         url = str(error.request.url) if error.request else where
@@ -169,15 +169,13 @@ def hide(text: str) -> str:
     return text.replace(key, "***") if len(key) >= 8 else text  # `ollama`, `EMPTY`: dummies, not secrets
 
 class Shown(io.TextIOBase):
-    """stdout or stderr as the command writes it: on a terminal, a provider's control characters shown
-    (see VISIBLE), dimmed if `dim` unless NO_COLOR is set; elsewhere, the text as it is (the one class)."""
+    """A terminal's stdout or stderr: it shows a provider's control characters, and dims if `dim`."""
     def __init__(self, stream: TextIO, dim: bool = False) -> None:
-        self.stream, self.terminal = stream, stream.isatty()
+        self.stream = stream
         self.style = "\033[2m" if dim and not os.environ.get("NO_COLOR") else ""
     def write(self, text: str) -> int:
-        """Write `text` and flush it: on a terminal, made visible and styled."""
-        shown = self.style + text.translate(VISIBLE) + "\033[0m" * bool(self.style)
-        self.stream.write(shown if self.terminal and text else text)
+        """Write `text` and flush it, its control characters made visible (see VISIBLE), in the style."""
+        self.stream.write(self.style + text.translate(VISIBLE) + "\033[0m" * bool(self.style) if text else "")
         self.stream.flush()
         return len(text)
 
@@ -218,14 +216,16 @@ def cli(argv: list[str] | None = None) -> int:
         sys.exit(f"error: this needs g4f>=8.8.6,<9, not {version('g4f')}: pip install 'g4f>=8.8.6,<9'")
     system = [{"role": "system", "content": args.system}] if args.system else []
     sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]  # what it cannot encode: "?"
-    with redirect_stdout(Shown(sys.stdout)), redirect_stderr(Shown(sys.stderr, dim=True)):
+    out = Shown(sys.stdout) if sys.stdout.isatty() else sys.stdout  # the filter on a terminal only
+    err = Shown(sys.stderr, dim=True) if sys.stderr.isatty() else sys.stderr
+    with redirect_stdout(out), redirect_stderr(err):
         logging.basicConfig(format="%(message)s", level=logging.INFO if args.verbose else logging.WARNING)
         if args.debug:  # g4f logs to stdout by default, and stdout is for the answer alone
             debug.enable_logging(lambda *text, **_: print(hide(" ".join(map(str, text))), file=sys.stderr))
         try:
             asyncio.run(run([*system, {"role": "user", "content": args.prompt}], args))
         except Exception as error:
-            if isinstance(error, OSError) and raised_in(error, "write"):
+            if printing_failed(error):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stdout broke: the flush at exit must not fail
                 if isinstance(error, BrokenPipeError):  # the reader has gone (`| head`): quiet, as SIGPIPE
                     return 141

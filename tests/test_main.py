@@ -46,7 +46,7 @@ Logs = pytest.LogCaptureFixture
 
 
 def raised(error: Exception) -> Exception:
-    """`error` as describe() and raised_in() get it: raised, with a traceback (here, outside main())."""
+    """`error` as describe() and printing_failed() get it: raised, with a traceback (here, outside main())."""
     try:
         raise error
     except Exception as caught:
@@ -349,7 +349,7 @@ def test_main_streams_g4f_real_client_and_says_who_answered(
     assert info_records(caplog) == ["TinyProvider answered with gpt-4"]
 
 
-# ---- describe(), raised_in(), hide() ----------------------------------------------------------------------
+# ---- describe(), printing_failed(), hide() ----------------------------------------------------------------
 
 
 def test_all_providers_failed_is_one_short_line_with_the_first_reason(monkeypatch: Patch) -> None:
@@ -382,29 +382,33 @@ def test_a_registry_that_sends_no_json_is_named_as_the_registry(monkeypatch: Pat
     )
 
 
-def test_in_main_tells_main_own_errors_and_stdout_failures_from_the_provider_errors(fake: Fake) -> None:
+def test_printing_failed_tells_a_failed_print_from_main_own_errors_and_the_providers(fake: Fake) -> None:
     fake()
     with pytest.raises(ValueError) as empty:
         asyncio.run(messages_stream.main())
-    assert messages_stream.raised_in(empty.value, "main")  # main()'s own words
+    assert not messages_stream.printing_failed(empty.value)  # main()'s own words
 
-    fake(chunk("Hi"))
-    with (
-        contextlib.suppress(OSError),  # its close, which flushes, fails too
-        open("/dev/full", "w") as full,  # a full disk
-        contextlib.redirect_stdout(messages_stream.Shown(full)),
-        pytest.raises(OSError) as no_space,
-    ):
-        asyncio.run(messages_stream.main())
-    assert no_space.value.errno == errno.ENOSPC
-    assert messages_stream.raised_in(no_space.value, "write")  # printing the answer, through Shown.write
-    assert not messages_stream.raised_in(no_space.value, "main")
+    fake(chunk("Hel"), Sleep(0.3))
+    with pytest.raises(TimeoutError) as silence:
+        asyncio.run(messages_stream.main(timeout=0.1))
+    assert not messages_stream.printing_failed(silence.value)  # a TimeoutError is an OSError too
+
+    for stream in (lambda file: file, messages_stream.Shown):  # a pipe or a file, and a terminal
+        fake(chunk("Hi"))
+        with (
+            contextlib.suppress(OSError),  # its close, which flushes, fails too
+            open("/dev/full", "w") as full,  # a full disk
+            contextlib.redirect_stdout(stream(full)),
+            pytest.raises(OSError) as no_space,
+        ):
+            asyncio.run(messages_stream.main())
+        assert no_space.value.errno == errno.ENOSPC
+        assert messages_stream.printing_failed(no_space.value)
 
     fake(chunk("Hi"), OSError(28, "No space left on device"))  # the provider's, though it looks the same
     with pytest.raises(OSError) as provider:
         asyncio.run(messages_stream.main())
-    assert not messages_stream.raised_in(provider.value, "main")
-    assert not messages_stream.raised_in(provider.value, "write")
+    assert not messages_stream.printing_failed(provider.value)
 
 
 def test_secrets_are_masked_and_short_dummy_keys_are_left_alone(monkeypatch: Patch) -> None:
@@ -430,14 +434,15 @@ def terminal() -> io.StringIO:
 HOSTILE = "a\tb\n\x1b]52;c;aGk=\x07\x1b[31mred\r\x9b"  # a clipboard write, a colour, a carriage return, CSI
 
 
-def test_on_a_terminal_control_characters_are_shown_and_elsewhere_passed_unchanged() -> None:
+def test_on_a_terminal_control_characters_are_shown_and_elsewhere_passed_unchanged(
+    fake: Fake, capsys: Capture
+) -> None:
     shown = terminal()
     messages_stream.Shown(shown).write(HOSTILE)
     assert shown.getvalue() == "a\tb\n^[]52;c;aGk=^G^[[31mred^M\\x9b"
-    for dim in (False, True):
-        pipe = io.StringIO()
-        messages_stream.Shown(pipe, dim=dim).write(HOSTILE)
-        assert pipe.getvalue() == HOSTILE
+    fake(chunk(HOSTILE), chunk(reasoning=HOSTILE), last())  # capsys's streams are no terminal
+    assert messages_stream.cli(["hi"]) == 0
+    assert capsys.readouterr() == (HOSTILE + final_line(HOSTILE), HOSTILE + "\n")
 
 
 def test_every_control_character_but_tab_and_newline_is_made_visible_and_nothing_else() -> None:
