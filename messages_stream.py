@@ -118,9 +118,8 @@ async def run(messages: list[dict[str, str]], args: argparse.Namespace) -> None:
     try:
         await main(messages, args.model, args.provider, args.timeout)
     finally:
-        if hasattr(signal, "setitimer"):  # a heartbeat may still come and re-arm it: let that ring unheard
+        if hasattr(signal, "setitimer"):  # the alarm may ring once more, as the connections close: unheard
             signal.signal(signal.SIGALRM, signal.SIG_IGN)
-            signal.setitimer(signal.ITIMER_REAL, 0)
         await g4f.requests.close_shared_connectors()  # g4f never closes them: "Unclosed connector" at exit
 
 def has_registry() -> bool:
