@@ -9,16 +9,18 @@ own; the runner rejects tracebacks and teardown noise on stderr.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import error_lines, final_line, run_script
+from conftest import SCRIPT, WAIT, clean_env, closed_port, error_lines, final_line, run_script
 from server import openai_server
 
 import messages_stream
-from messages_stream import parse_args
+from messages_stream import LIST, parse_args
 
 # ---- usage errors, in-process
 
@@ -127,12 +129,19 @@ def test_a_usage_error_in_the_command_sends_nothing_and_prints_only_the_usage(is
     assert server.requests == []
 
 
-def test_help_explains_every_option_and_exits_0(isolated: Path) -> None:
-    result = run_script("--help", home=isolated)
-    assert (result.code, result.err) == (0, "")
-    help_text = " ".join(result.out.split())
+@pytest.mark.parametrize("optimize", [[], ["-OO"]], ids=["plain", "without-docstrings"])
+def test_help_explains_every_option_and_exits_0(isolated: Path, optimize: list[str]) -> None:
+    result = subprocess.run(  # -OO drops every docstring: --help must not need the module's
+        [sys.executable, *optimize, str(SCRIPT), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=clean_env(isolated),
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    help_text = " ".join(result.stdout.split())
     for words in (  # what each one means: the description, every option's help, the epilog
-        "Stream a chat completion with g4f's AsyncClient",
+        "Stream a chat completion with g4f.",
         "prompt the message, or - to read it from stdin",
         "--system SYSTEM a system message, sent before the prompt",  # after "-s SYSTEM," before 3.13
         "--model MODEL $G4F_MODEL or gpt-4",
@@ -176,14 +185,29 @@ def test_a_dash_reads_a_multi_line_prompt_from_stdin(isolated: Path) -> None:
     assert server.requests[0]["json"]["messages"] == [{"role": "user", "content": "line one\nline two\n"}]
 
 
-def test_an_unknown_provider_name_is_named_with_how_to_list_the_valid_ones(isolated: Path) -> None:
+def test_an_unknown_provider_name_is_named_with_a_command_that_lists_the_valid_ones(isolated: Path) -> None:
     result = run_script("--provider", "NoSuchProvider", home=isolated)
     assert result.code == 1
-    assert result.err == (
-        "error: unknown provider 'NoSuchProvider'; list the valid names with: "
-        "python -c 'import g4f.Provider; print(*g4f.Provider.ProviderLoader.names)'\n"
-    )
+    assert result.err == f"error: unknown provider 'NoSuchProvider'; list the valid names with: {LIST}\n"
     assert result.out == final_line("")
+    with closed_port() as port:  # the command must list them offline, as the hint is given offline too
+        proxy = f"http://127.0.0.1:{port}"
+        listed = subprocess.run(
+            LIST,
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env=clean_env(
+                isolated,
+                HTTPS_PROXY=proxy,
+                HTTP_PROXY=proxy,
+                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            ),
+        )
+    assert (listed.returncode, listed.stderr) == (0, "")
+    names = listed.stdout.split()
+    assert "Copilot" in names and len(names) >= 30, listed.stdout
 
 
 def test_debug_sends_g4f_logs_and_the_traceback_to_stderr_before_the_error_line(isolated: Path) -> None:
@@ -195,3 +219,19 @@ def test_debug_sends_g4f_logs_and_the_traceback_to_stderr_before_the_error_line(
     assert "Using model 'gpt-4'" in logs  # a line of g4f's own debug log, before the failure
     assert error_lines(result.err) == [f"error: {server.url} failed: Error 500: boom"]
     assert traceback.rstrip().splitlines()[-1] == error_lines(result.err)[0]  # the error line comes last
+
+
+def test_a_url_with_a_password_and_an_api_key_together_is_one_plain_line_and_nothing_is_sent(
+    isolated: Path,
+) -> None:
+    # Both would be the one Authorization header: aiohttp refuses before it sends anything.
+    with openai_server() as server:
+        url = server.url.replace("http://", "http://user:secretpw@")
+        result = run_script("--provider", url, home=isolated, G4F_API_KEY="sk-secret-123")
+    assert (result.code, result.out) == (1, final_line(""))
+    host = server.url.removeprefix("http://")
+    assert result.err == (
+        f"error: http://***@{host} failed: Cannot combine AUTHORIZATION header with AUTH argument or "
+        "credentials encoded in URL\n"
+    )
+    assert server.requests == []

@@ -34,12 +34,26 @@ def test_reasoning_goes_to_stderr_as_it_is_and_never_to_stdout_or_the_final_text
     assert result.err.endswith("\n")  # the line of reasoning is ended
 
 
+def test_on_one_screen_the_answer_starts_below_the_reasoning_and_nothing_follows_the_final_line(
+    isolated: Path,
+) -> None:
+    """stdout and stderr into one pipe, as a terminal shows them, over g4f's real client: g4f sends a "\\n" of
+    reasoning as the answer starts, and the reasoning's line is ended once, not twice."""
+    with openai_server(events=THINKING + text_events(["Hello", "!"])) as server:
+        result = run_script("--provider", server.url, home=isolated, shell="2>&1")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == "Let me think. Done thinking.\nHello!" + final_line("Hello!")
+
+
 def test_reasoning_without_an_answer_is_its_own_error(isolated: Path) -> None:
     with openai_server(events=THINKING + text_events([])) as server:
         result = run_script("--provider", server.url, home=isolated)
     assert result.code == 1, result.err
     assert result.out == final_line("")
-    assert result.err == "Let me think. Done thinking.\nerror: the provider sent only reasoning\n"
+    assert (
+        result.err
+        == f"Let me think. Done thinking.\nerror: {server.url} failed: the provider sent only reasoning\n"
+    )
 
 
 @pytest.mark.parametrize(
