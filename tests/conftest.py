@@ -12,7 +12,8 @@ Everything else runs the script as a user does, in a process of its own (`run_sc
 `shell_command`, `on_a_terminal`, all from one `script_command`), against peers on 127.0.0.1 that the
 test starts and stops: tests/server.py (an OpenAI-compatible server with fault modes, and a silent peer)
 and tests/standin.py (g4f's registry and its first two providers over TLS, for the default path).
-Every run's stderr is checked for tracebacks and teardown noise by the runner itself.
+Every run's stderr is checked for tracebacks and teardown noise by the runner itself. Every wait has a
+limit, and a test that still hangs is ended after LIMIT s by `time_limit`, every thread's traceback shown.
 
 The suite tests the `messages_stream` that Python imports: the checkout's file under `pip install -e .`,
 the installed copy in CI (`.ci/run` sets MESSAGES_STREAM_INSTALLED=1, so a checkout file that shadows
@@ -23,6 +24,7 @@ of the script (an older one, to see which new tests fail on it).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import pty
 import select
@@ -68,10 +70,13 @@ FOREIGN = (
     "PYTHONUNBUFFERED",
     "NO_COLOR",
 )
-# True: run the script as `python SCRIPT`. False (the `no_belt` fixture sets it): run it as on a platform
+# Variables that make Python itself louder: set in a developer's shell, they would put warnings on a
+# child's stderr, which every run rejects. Kept out of the children's environment only.
+LOUD = ("PYTHONWARNINGS", "PYTHONDEVMODE", "PYTHONASYNCIODEBUG")
+# True: run the script as `python SCRIPT`. False (the `no_alarm` fixture sets it): run it as on a platform
 # without signal.setitimer (Windows), where the script has no alarm for g4f's blocking look-ups.
-BELT = True
-NO_BELT = (
+ALARM = True
+NO_ALARM = (
     "import runpy, signal, sys; del signal.setitimer; "
     "sys.argv[0] = {0}; runpy.run_path({0}, run_name='__main__')"
 )
@@ -79,13 +84,38 @@ NO_BELT = (
 NOISE = ("Traceback", "Unclosed", "Task was destroyed", "Exception ignored", "Warning")
 ENDS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)  # the signals the script handles
 WAIT = 90  # seconds any one run may take at most: a breaker against hangs on a busy machine, not a bound
+LIMIT = 120  # seconds any one test may take, setup and teardown included: no healthy test comes near it
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment for a run: none of the variables above, and g4f's files kept under `home`."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith(FOREIGN)}
+    env = {name: value for name, value in os.environ.items() if not name.startswith((*FOREIGN, *LOUD))}
     env.update(HOME=str(home), G4F_CONFIG_DIR=str(home / "g4f"), G4F_CACHE_DIR=str(home / "cache"), **extra)
     return env
+
+
+TRACEBACKS: IO[str] | None = None  # the real stderr, for time_limit()'s tracebacks
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep a copy of the real stderr for time_limit()'s tracebacks: during a test, pytest captures fd 2,
+    and what goes there is lost when the process ends. Capture is suspended while plugins configure."""
+    global TRACEBACKS
+    TRACEBACKS = os.fdopen(os.dup(sys.__stderr__.fileno() if sys.__stderr__ else 2), "w")
+    config.add_cleanup(TRACEBACKS.close)
+
+
+@pytest.fixture(autouse=True)
+def time_limit() -> Iterator[None]:
+    """End the whole process if a test takes more than LIMIT s, after dumping every thread's traceback.
+
+    faulthandler does it from C, in a thread of its own: it needs no signal (the script and the tests use
+    SIGALRM) and no os._exit (which `isolated` replaces). Under pytest-xdist, the worker is reported as
+    crashed in that test, and replaced; with `-n 0`, the run ends there.
+    """
+    faulthandler.dump_traceback_later(LIMIT, exit=True, file=TRACEBACKS or sys.__stderr__ or sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
@@ -130,9 +160,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeClient]:
 
 
 @pytest.fixture
-def no_belt(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the script as on a platform without signal.setitimer, where it has no alarm."""
-    monkeypatch.setattr(sys.modules[__name__], "BELT", False)
+    monkeypatch.setattr(sys.modules[__name__], "ALARM", False)
 
 
 # ---- running the script ---------------------------------------------------------------------------------
@@ -148,10 +178,10 @@ class Run:
 
 
 def script_command(*args: str | bytes) -> list[str | bytes]:
-    """The command that runs SCRIPT with `args` (bytes pass undecoded into argv), with or without the belt."""
-    if BELT:
+    """The command that runs SCRIPT with `args` (bytes pass undecoded into argv), with the alarm or not."""
+    if ALARM:
         return [sys.executable, str(SCRIPT), *args]
-    return [sys.executable, "-c", NO_BELT.format(repr(str(SCRIPT))), *args]
+    return [sys.executable, "-c", NO_ALARM.format(repr(str(SCRIPT))), *args]
 
 
 def shell_command(*args: str) -> str:
@@ -203,35 +233,42 @@ def on_a_terminal(*args: str, fd: int, home: Path, **env: str) -> tuple[int, byt
     """Run the script with `fd` (1 or 2) on a pseudo-terminal and the other one on a pipe.
 
     Give back the exit code, the bytes the terminal received, and the text of the pipe. Whichever of
-    them is stderr must be free of tracebacks and teardown noise.
+    them is stderr must be free of tracebacks and teardown noise. Both are read together, so that neither
+    fills up while the other is waited on; a run still going after WAIT s raises TimeoutExpired, as
+    run_script() does, and the process is killed whatever happens.
     """
     master, slave = pty.openpty()
-    streams = {"stdout": slave, "stderr": subprocess.PIPE}
-    if fd == 2:
-        streams = {"stdout": subprocess.PIPE, "stderr": slave}
     process = subprocess.Popen(
-        script_command(*args), stdin=subprocess.DEVNULL, env=clean_env(home, **env), **streams
+        script_command(*args),
+        stdin=subprocess.DEVNULL,
+        stdout=slave if fd == 1 else subprocess.PIPE,
+        stderr=slave if fd == 2 else subprocess.PIPE,
+        env=clean_env(home, **env),
     )
     os.close(slave)
-    received = b""
     try:
-        deadline = time.monotonic() + WAIT  # a breaker against hanging, not an assertion
-        while time.monotonic() < deadline:
-            if not select.select([master], [], [], 0.1)[0]:
-                continue
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: the script has closed its end of the terminal
-                break
-            if not data:
-                break
-            received += data
         pipe = process.stdout if fd == 2 else process.stderr
         assert pipe is not None
-        other = pipe.read().decode()
-        code = process.wait(timeout=WAIT)
+        got = {master: b"", pipe.fileno(): b""}  # what came on the terminal, and on the pipe
+        deadline = time.monotonic() + WAIT  # a breaker against hanging, not an assertion
+        reading = set(got)
+        while reading:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(process.args, WAIT)
+            for ready in select.select(list(reading), [], [], left)[0]:
+                try:
+                    data = os.read(ready, 4096)
+                except OSError:  # EIO: the script has closed its end of the terminal
+                    data = b""
+                got[ready] += data
+                if not data:
+                    reading.discard(ready)
+        code = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        received, other = got[master], got[pipe.fileno()].decode()
     finally:
-        process.kill()
+        process.kill()  # nothing, if it has ended
+        process.wait()
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

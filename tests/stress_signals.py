@@ -30,7 +30,7 @@ from pathlib import Path
 if __name__ == "__main__":  # as pytest's `pythonpath` does, so that conftest finds messages_stream
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from conftest import SCRIPT, clean_env, final_line
+from conftest import SCRIPT, clean_env, final_line, read_until
 from server import openai_server, text_events
 
 SLOW = text_events([f"w{i} " for i in range(400)])  # one every 50 ms: 20 s, unless a signal ends it
@@ -72,7 +72,8 @@ def _run(
 ) -> tuple[int | None, list[str]]:
     """Start `command --provider url`, send Ctrl-C mid-stream (and `second` after `gap` s, unless None).
 
-    Give back the exit code, and what went wrong: an empty list when the run ended as it should.
+    Give back the exit code, and what went wrong: an empty list when the run ended as it should. Every
+    wait is bounded, and the process is killed on every path (after a run that ended, that does nothing).
     """
     with subprocess.Popen(
         [*command, "--provider", url],
@@ -82,17 +83,22 @@ def _run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     ) as process:
-        assert process.stdout is not None
-        first = process.stdout.read(6)  # "w0 w1 ": the stream is under way
-        process.send_signal(signal.SIGINT)
-        if gap is not None:
-            time.sleep(gap)
-            process.send_signal(second)  # ignored by Popen if the process has already been reaped
         try:
-            out, err = process.communicate(timeout=60)  # generous: 2 cores, shared with other tests
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return None, ["still running 60 s after the signals"]
+            assert process.stdout is not None
+            try:
+                first = read_until(process.stdout, b"w0 w1 ", bound=60)  # the stream is under way
+            except AssertionError as error:
+                return None, [f"the stream never got under way: {error}"]
+            process.send_signal(signal.SIGINT)
+            if gap is not None:
+                time.sleep(gap)
+                process.send_signal(second)  # ignored by Popen if the process has already been reaped
+            try:
+                out, err = process.communicate(timeout=60)  # generous: 2 cores, shared with other tests
+            except subprocess.TimeoutExpired:
+                return None, ["still running 60 s after the signals"]
+        finally:
+            process.kill()  # `with` then closes the pipes and reaps the process
     output, errors = (first + out).decode(errors="replace"), err.decode(errors="replace")
     problems = [] if process.returncode in codes else [f"exit code {process.returncode}"]
     text = output.split("\n\nFinal accumulated text: ")[0]

@@ -2,17 +2,20 @@
 
 Each test runs `python messages_stream.py` in a process of its own against a peer on 127.0.0.1 and
 checks the exit code, stderr (one `error: ` line, or nothing) and stdout (what arrived before the fault,
-then the final line). The runner itself rejects tracebacks and teardown noise on stderr.
+then the final line; nothing at all when g4f's registry fails, since the command loads it before main()
+runs). The runner itself rejects tracebacks and teardown noise on stderr.
 
 Four rows also run as on a platform without `signal.setitimer` (Windows), where the script has no alarm:
 the rows where the alarm could matter, because the run waits on a peer that says nothing, or a signal
 comes mid-stream. The registry download hanging through a silent proxy is a blocking call that only the
-alarm can end: without it the run hangs, the documented limit (a strict xfail). A base URL that accepts
-and never answers, and silence after one chunk, must end without the alarm too (asyncio's timeout in
-main() ends them), and so must Ctrl-C mid-stream (the script's own signal handler). Every other row
-runs once: no alarm could ring in it (the peer answers at once, or refuses).
+alarm can end: without it the run hangs, the documented limit (a strict xfail, which watches it hang for
+HUNG s past the timeout). A base URL that accepts and never answers, and silence after one chunk, must
+end without the alarm too (asyncio's timeout in main() ends them), and so must Ctrl-C mid-stream (the
+script's own signal handler). Every other row runs once: no alarm could ring in it (the peer answers at
+once, or refuses).
 
-No time bound includes the start of the process: each is measured from what the test saw happen.
+No tight time bound includes the start of the process: each is measured from what the test saw happen.
+The one that includes it (a refused registry fails at once, not after --timeout) is generous: 30 s.
 """
 
 from __future__ import annotations
@@ -46,18 +49,19 @@ from server import delta, openai_server, silent_peer, text_events
 UNICODE = ["Café ", "naïve ", "日本語 ", "🎉 ", "emoji"]
 TIMEOUT = 2  # --timeout for the rows that wait for a silent peer
 LATE = 10  # how long after --timeout a run that waited may take to end, on a busy machine: a breaker
+HUNG = 2  # how long after --timeout the strict xfail without the alarm waits, to see the run still hanging
 FINAL = "\n\nFinal accumulated text: "
 
 
 @pytest.fixture
-def belt(request: pytest.FixtureRequest) -> bool:
+def alarm(request: pytest.FixtureRequest) -> bool:
     """With the alarm (True), or as on a platform without signal.setitimer (False); set by parametrize."""
     if not request.param:
-        request.getfixturevalue("no_belt")
+        request.getfixturevalue("no_alarm")
     return bool(request.param)
 
 
-BELTS = [pytest.param(True, id="belt"), pytest.param(False, id="no-belt")]
+ALARMS = [pytest.param(True, id="alarm"), pytest.param(False, id="no-alarm")]
 
 
 def assert_ok(result: Run, text: str) -> None:
@@ -117,7 +121,7 @@ def test_each_piece_of_the_answer_and_of_the_reasoning_is_shown_before_the_next_
             gate.set()
         code, out, err = finish(process, WAIT)
     assert (shown, thought) == (b"Hello", b"Let me think.")  # and nothing else yet: nothing else was sent
-    assert (code, err.strip()) == (0, "")  # no error: the ends of the reasoning's line
+    assert (code, err) == (0, "\n")  # no error: the reasoning's line ends, once, and nothing more
     assert "Hello" + out == "Hello there!" + final_line("Hello there!")
 
 
@@ -125,14 +129,6 @@ def test_a_long_unicode_stream_arrives_exactly_once(isolated: Path) -> None:
     pieces = [f"{word}{i} " for i in range(100) for word in UNICODE]
     with openai_server(events=text_events(pieces)) as server:
         result = run_script("--provider", server.url, home=isolated)
-    assert_ok(result, "".join(pieces))
-
-
-def test_a_steady_stream_longer_than_the_timeout_is_never_cut(isolated: Path) -> None:
-    """--timeout bounds the silence between two chunks, not the whole answer."""
-    pieces = [f"p{i} " for i in range(4 * TIMEOUT * 2)]  # one every 0.25 s: twice as long as --timeout
-    with openai_server(events=text_events(pieces), delay=0.25) as server:
-        result = run_script("--provider", server.url, "--timeout", str(TIMEOUT), home=isolated)
     assert_ok(result, "".join(pieces))
 
 
@@ -162,7 +158,7 @@ def test_a_stream_without_text_is_an_error(isolated: Path) -> None:
     events = [delta(None, role="assistant"), delta(""), delta(None)]  # then [DONE]
     with openai_server(events=events) as server:
         result = run_script("--provider", server.url, home=isolated)
-    assert_failed(result, "", "error: the answer is empty")
+    assert_failed(result, "", f"error: {server.url} failed: the answer is empty")
 
 
 # ---- a server that refuses, or answers with an error
@@ -175,25 +171,27 @@ def test_connection_refused_names_the_url(isolated: Path) -> None:
     assert_failed(result, "", f"error: cannot connect to {url} (connection refused)")
 
 
-REFUSALS = {
+REFUSALS = {  # a 401 is about the key; a 403 reads as any other HTTP error
     "401-json": (
         401,
         {"error": {"message": "Incorrect API key provided: sk-secret-123"}},
-        "Error 401: Incorrect API key provided: ***",
+        "refused the request (Error 401: Incorrect API key provided: ***); check G4F_API_KEY",
     ),
-    "403-json": (403, {"error": {"message": "Forbidden"}}, "Error 403: Forbidden"),
-    "403-plain-text": (403, "Forbidden here", "Response 403: Forbidden here"),
+    "403-json": (403, {"error": {"message": "Forbidden"}}, "failed: Error 403: Forbidden"),
+    "403-plain-text": (403, "Forbidden here", "failed: Response 403: Forbidden here"),
 }
 
 
 @pytest.mark.parametrize(("status", "body", "said"), REFUSALS.values(), ids=REFUSALS)
-def test_a_refused_request_says_to_check_the_key_and_never_shows_it(
+def test_a_refused_request_is_one_error_line_that_never_shows_the_key(
     isolated: Path, status: int, body: object, said: str
 ) -> None:
+    """A 401 says to check G4F_API_KEY; a 403 carries the server's message, as any HTTP error does. The key
+    was sent, and is shown in neither."""
     with openai_server(status=status, error_body=body) as server:
         result = run_script("--provider", server.url, home=isolated, G4F_API_KEY="sk-secret-123")
     assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-secret-123"  # the key was sent
-    assert_failed(result, "", f"error: {server.url} refused the request ({said}); check G4F_API_KEY")
+    assert_failed(result, "", f"error: {server.url} {said}")
     assert "sk-secret-123" not in result.out + result.err
 
 
@@ -256,8 +254,8 @@ def test_a_connection_cut_mid_stream_keeps_what_came(isolated: Path) -> None:
 # ---- a peer that says nothing
 
 
-@pytest.mark.parametrize("belt", BELTS, indirect=True)
-def test_silence_after_one_chunk_ends_within_the_timeout(isolated: Path, belt: bool) -> None:
+@pytest.mark.parametrize("alarm", ALARMS, indirect=True)
+def test_silence_after_one_chunk_ends_within_the_timeout(isolated: Path, alarm: bool) -> None:
     with (
         openai_server(events=[delta("Hello")], fault="hang") as server,
         started("--provider", server.url, "--timeout", str(TIMEOUT), home=isolated) as process,
@@ -269,7 +267,7 @@ def test_silence_after_one_chunk_ends_within_the_timeout(isolated: Path, belt: b
         waited = time.monotonic() - shown
     assert (code, err) == (1, f"error: no response from the provider within {TIMEOUT} s\n")
     assert out == final_line("Hello")
-    assert TIMEOUT <= waited < TIMEOUT + LATE  # it waited the whole timeout, and then no longer
+    assert waited < TIMEOUT + LATE  # no longer than the timeout (test_main.py proves it exact, in-process)
 
 
 def wait_for_connection(process: subprocess.Popen[bytes], accepted: list[float]) -> None:
@@ -281,9 +279,9 @@ def wait_for_connection(process: subprocess.Popen[bytes], accepted: list[float])
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("belt", BELTS, indirect=True)
+@pytest.mark.parametrize("alarm", ALARMS, indirect=True)
 def test_a_base_url_that_accepts_and_never_answers_ends_within_the_timeout(
-    isolated: Path, belt: bool
+    isolated: Path, alarm: bool
 ) -> None:
     accepted: list[float] = []
     with (
@@ -297,12 +295,12 @@ def test_a_base_url_that_accepts_and_never_answers_ends_within_the_timeout(
 
 
 @pytest.mark.parametrize(
-    "belt",
+    "alarm",
     [
-        BELTS[0],
+        ALARMS[0],
         pytest.param(
             False,
-            id="no-belt",
+            id="no-alarm",
             marks=pytest.mark.xfail(
                 strict=True,
                 raises=subprocess.TimeoutExpired,
@@ -313,31 +311,37 @@ def test_a_base_url_that_accepts_and_never_answers_ends_within_the_timeout(
     indirect=True,
 )
 def test_the_default_providers_registry_download_hanging_ends_within_the_timeout(
-    isolated: Path, belt: bool
+    isolated: Path, alarm: bool
 ) -> None:
     """g4f downloads its registry with a blocking requests.get and no timeout, through HTTPS_PROXY: here a
-    peer that accepts and never answers. Only the alarm ends that call."""
+    peer that accepts and never answers. Only the alarm ends that call, before main() has begun: nothing
+    on stdout, one error line. Without the alarm, the run is seen still hanging HUNG s past the timeout."""
     accepted: list[float] = []
     with silent_peer(accepted=accepted) as address:
         proxy = f"http://{address}"
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy}
         with started("--timeout", str(TIMEOUT), home=isolated, **env) as process:
             wait_for_connection(process, accepted)
-            code, out, err = finish(process, TIMEOUT + LATE)  # without the alarm: TimeoutExpired
-    assert (code, err) == (1, f"error: no response from g4f's provider registry within {TIMEOUT} s\n")
-    assert out == final_line("")
+            code, out, err = finish(process, TIMEOUT + (LATE if alarm else HUNG))  # else TimeoutExpired
+    assert (code, out) == (1, "")  # main() never ran: not even the final line
+    assert err == f"error: no response from g4f's provider registry within {TIMEOUT} s\n"
 
 
 def test_the_default_provider_offline_fails_at_once_naming_the_registry(isolated: Path) -> None:
+    """A refused registry download ends the run at once, not after --timeout (60 s here), before main() has
+    begun: nothing on stdout, one error line that names the registry. The bound is generous: it includes the
+    process's start."""
     with closed_port() as port:
         proxy = f"http://127.0.0.1:{port}"
-        result = run_script(home=isolated, HTTPS_PROXY=proxy, HTTP_PROXY=proxy)
-    assert_failed(
-        result,
-        "",
+        began = time.monotonic()
+        result = run_script("--timeout", "60", home=isolated, HTTPS_PROXY=proxy, HTTP_PROXY=proxy)
+        elapsed = time.monotonic() - began
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
         "error: cannot reach g4f's provider registry (https://g4f.dev/dist/js/providers.json); "
-        "check the network and any proxy settings",
+        "check the network and any proxy settings\n"
     )
+    assert elapsed < 30, elapsed
 
 
 # ---- signals, and readers that go away or stop reading
@@ -361,16 +365,16 @@ def interrupted(sig: signal.Signals, home: Path) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(
-    ("sig", "belt"),
+    ("sig", "alarm"),
     [
         pytest.param(signal.SIGINT, True, id="ctrl-c"),
         pytest.param(signal.SIGTERM, True, id="sigterm"),
-        pytest.param(signal.SIGINT, False, id="ctrl-c-no-belt"),
+        pytest.param(signal.SIGINT, False, id="ctrl-c-no-alarm"),
     ],
-    indirect=["belt"],
+    indirect=["alarm"],
 )
 def test_a_signal_mid_stream_keeps_what_came_and_exits_with_the_shells_code(
-    isolated: Path, sig: signal.Signals, belt: bool
+    isolated: Path, sig: signal.Signals, alarm: bool
 ) -> None:
     code, out, err = interrupted(sig, isolated)
     assert (code, err) == (128 + sig, "")  # 130 for Ctrl-C, 143 for SIGTERM; no error line

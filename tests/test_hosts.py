@@ -98,10 +98,10 @@ async def both():
 
 asyncio.run(both())
 """
-SLOW_PIECES = [f"s{i}." for i in range(20)]  # one every 0.1 s: a 2 s stream
+SLOW_PIECES = [f"s{i}." for i in range(10)]  # one every 0.1 s: a 1 s stream
 
 
-def test_gather_a_fast_and_a_2_s_stream_both_complete_with_their_own_text(isolated: Path) -> None:
+def test_gather_a_fast_and_a_1_s_stream_both_complete_with_their_own_text(isolated: Path) -> None:
     with openai_server() as fast, openai_server(events=text_events(SLOW_PIECES), delay=0.1) as slow:
         result, lines = run_host("TIMEOUT = 10" + GATHER, fast.url, slow.url, home=isolated)
     assert result.returncode == 0, result.stderr
@@ -110,15 +110,15 @@ def test_gather_a_fast_and_a_2_s_stream_both_complete_with_their_own_text(isolat
     assert final_line(HELLO) in result.stdout and final_line("".join(SLOW_PIECES)) in result.stdout
 
 
-def test_gather_a_stalled_stream_times_out_within_4_s_and_the_fast_one_completes(isolated: Path) -> None:
+def test_gather_a_stalled_stream_times_out_within_3_s_and_the_fast_one_completes(isolated: Path) -> None:
     with openai_server() as fast, openai_server(events=STALL, fault="hang") as stalled:
-        result, lines = run_host("TIMEOUT = 2" + GATHER, fast.url, stalled.url, home=isolated)
+        result, lines = run_host("TIMEOUT = 1" + GATHER, fast.url, stalled.url, home=isolated)
     assert result.returncode == 0, result.stderr
     by_name = {line.split()[1]: line.split(" ", 2)[2].rsplit(" ", 1) for line in lines}
     assert by_name.keys() == {"fast", "other"}, result.stdout
     assert by_name["fast"][0] == repr(HELLO)
     assert by_name["other"][0] == "timeout TimeoutError"
-    assert float(by_name["other"][1]) < 4  # timeout=2 raised within 4 s, timed in the host from the call
+    assert float(by_name["other"][1]) < 3  # timeout=1 raised within 3 s, timed in the host from the call
     assert final_line("stall") in result.stdout
 
 
@@ -183,8 +183,8 @@ def on_other(signum, frame):
 handlers = {signal.SIGALRM: on_alarm, signal.SIGINT: on_other, signal.SIGTERM: on_other}
 for number, handler in handlers.items():
     signal.signal(number, handler)
-# The host's own watchdog: every 2 s. An interval keeps it armed even if it fires during main().
-signal.setitimer(signal.ITIMER_REAL, 2, 2)
+# The host's own watchdog: every second. An interval keeps it armed even if it fires during main().
+signal.setitimer(signal.ITIMER_REAL, 1, 1)
 
 async def calls():
     report("ok", repr(await main("hi", provider=urls[0], timeout=10)))
@@ -196,7 +196,7 @@ async def calls():
 asyncio.run(calls())
 remaining, interval = signal.getitimer(signal.ITIMER_REAL)
 report("handlers", all(signal.getsignal(number) is handler for number, handler in handlers.items()))
-report("timer", 0 < remaining <= 2, interval)
+report("timer", 0 < remaining <= 1, interval)
 before, deadline = len(fired), time.monotonic() + 30
 while len(fired) == before and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -212,7 +212,7 @@ def test_a_hosts_sigalrm_handler_and_timer_and_its_other_handlers_are_untouched(
         f"host: ok {HELLO!r}",
         "host: caught timeout TimeoutError",
         "host: handlers True",
-        "host: timer True 2.0",
+        "host: timer True 1.0",
         "host: fired later True",
     ], result.stdout
 
