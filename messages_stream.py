@@ -97,8 +97,8 @@ def load_provider_list() -> None:
     importlib.import_module("g4f.providers.any_provider")
 
 def forget_provider_list() -> None:
-    """g4f caches the list for the day, an error's JSON too (seen on 8.5.0 to 8.8.6): after a failure, out."""
-    if hasattr(g4f.config, "get_cache_dir"):  # 8.8.0 on
+    """g4f keeps the day's list, an error too (seen on 8.5.0 to 8.8.6): after a failed load, it goes."""
+    if hasattr(g4f.config, "get_cache_dir"):  # 8.8.0 on; an older g4f does not say where its cache is
         cache = g4f.config.get_cache_dir()
         Path(cache, ".models", str(date.today()), "providers.json").unlink(missing_ok=True)
 

@@ -41,7 +41,7 @@ WINDOWS = ("close", "final")  # where hooked_second_signal() sends the second si
 # and touches argv[4] when it does, so a hook that the script never reaches cannot pass unseen.
 HOOK = """
 import asyncio, io, os, runpy, signal, sys
-import g4f.requests, g4f.requests.aiohttp
+import g4f.requests
 second, where, script, mark = signal.Signals[sys.argv[1]], sys.argv[2], sys.argv[3], sys.argv[4]
 
 def send_second() -> None:
@@ -49,12 +49,13 @@ def send_second() -> None:
     os.kill(os.getpid(), second)
 
 if where == "close":  # while cli() closes g4f's shared connectors
-    close = g4f.requests.close_shared_connectors
+    close = getattr(g4f.requests, "close_shared_connectors", None)  # none before g4f 8.5.0
     async def closing(*args, **kwargs):
         send_second()
         await asyncio.sleep(0.1)  # turns of the loop, for a handler that runs there
-        return await close(*args, **kwargs)
-    g4f.requests.close_shared_connectors = g4f.requests.aiohttp.close_shared_connectors = closing
+        if close is not None:
+            await close(*args, **kwargs)
+    g4f.requests.close_shared_connectors = closing  # what the script calls, where g4f has it or not
 else:  # as the final line is written
     class Stdout(io.TextIOWrapper):
         def write(self, text: str) -> int:

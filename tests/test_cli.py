@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import SCRIPT, WAIT, clean_env, closed_port, error_lines, final_line, run_script
+from conftest import SCRIPT, WAIT, clean_env, closed_port, error_lines, final_line, run_script, since
 from server import openai_server
 
 import messages_stream
@@ -210,6 +210,7 @@ def test_an_unknown_provider_name_is_named_with_a_command_that_lists_the_valid_o
     assert "Copilot" in names and len(names) >= 30, listed.stdout
 
 
+@since(8, 3, 0, needs="the line g4f's debug log gives each model it uses")
 def test_debug_sends_g4f_logs_and_the_traceback_to_stderr_before_the_error_line(isolated: Path) -> None:
     with openai_server(status=500, error_body={"error": {"message": "boom"}}) as server:
         result = run_script("--provider", server.url, "--debug", home=isolated, traceback=True)

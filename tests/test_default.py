@@ -15,10 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import error_lines, final_line, run_script
+from conftest import error_lines, final_line, needs_registry, run_script, since
 from standin import HOSTS, REGISTRY_URL, internet
 
 from messages_stream import PROMPT
+
+pytestmark = needs_registry
 
 COPILOT = "Hello from Copilot!"
 AIRFORCE = "Hello from Airforce!"
@@ -164,6 +166,7 @@ def test_registry_failure_names_the_registry(isolated: Path, mode: str) -> None:
 
 # The broken answers that are JSON: g4f caches those for the rest of the day.
 @pytest.mark.parametrize("mode", ["json503", "nodefault"])
+@since(8, 8, 0, needs="g4f.config.get_cache_dir(), which says where g4f keeps the day's list")
 def test_registry_cached_broken_heals_by_itself(isolated: Path, mode: str) -> None:
     """g4f would read the broken copy all day; the script must not let it, so the next run just works."""
     cached = isolated / "cache" / ".models" / datetime.today().strftime("%Y-%m-%d") / "providers.json"

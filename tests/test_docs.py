@@ -44,3 +44,32 @@ def test_the_lesson_has_one_idea_per_line() -> None:
             assert len(node.targets[0].elts) <= 2, ast.unparse(node)
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "getattr":
             assert all(isinstance(arg, ast.Constant) for arg in node.args[1:]), "getattr with a computed name"
+
+
+def test_the_readme_is_short_and_says_on_its_first_screen_where_the_prompt_goes() -> None:
+    readme = (CHECKOUT / "README.md").read_text(encoding="utf-8")
+    assert len(readme) <= 12_000, len(readme)
+    first_screen = "\n".join(readme.splitlines()[:8])
+    assert "**Where your prompt goes.**" in first_screen
+    assert "third-party services" in first_screen and "--provider" in first_screen
+
+
+# What a reviewer rejects in an example: control flow that reads tracebacks or half-imported modules, that
+# takes a NameError to mean something about a server, or that asks which version of a library it runs on.
+NOT_PUBLIC = ("extract_tb", "__traceback__", "tb_frame", "sys.modules", "NameError", "importlib.metadata")
+
+
+def test_the_file_decides_by_exception_type_and_where_it_stands_not_by_library_internals() -> None:
+    names = {
+        ast.unparse(node)
+        for node in ast.walk(ast.parse(SOURCE))
+        if isinstance(node, (ast.Name, ast.Attribute))
+    }
+    imported = {
+        alias.name if isinstance(node, ast.Import) else f"{node.module}"
+        for node in ast.walk(ast.parse(SOURCE))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert [(word, name) for word in NOT_PUBLIC for name in names | imported if word in name] == []
+    assert 'startswith(("Error 403"' not in SOURCE and "version(" not in SOURCE

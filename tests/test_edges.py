@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Run, closed_port, error_lines, final_line, on_a_terminal, run_script
+from conftest import Run, closed_port, error_lines, final_line, on_a_terminal, run_script, since
 from server import delta, openai_server, text_events
 
 DIM, RESET = b"\x1b[2m", b"\x1b[0m"
@@ -215,6 +215,7 @@ def test_a_model_name_in_verbose_reaches_a_terminal_in_caret_form(isolated: Path
     assert shown == f"{server.url} answered with edges ^[]52;c;SGVsbG8=^G-model ^[[2J\r\n".encode()
 
 
+@since(8, 3, 0, needs="the line g4f's debug log gives each model it uses")
 def test_debug_output_reaches_a_terminal_filtered_and_ends_with_the_error_line(isolated: Path) -> None:
     # The model is named in a g4f log line: with an escape in it, that line shows its filter too.
     model = "gpt-4\x1b]0;title\x07"

@@ -40,6 +40,7 @@ from conftest import (
     closed_port,
     error_lines,
     final_line,
+    needs_registry,
     read_until,
     run_script,
     start_script,
@@ -310,6 +311,7 @@ def test_a_base_url_that_accepts_and_never_answers_ends_within_the_timeout(
     ],
     indirect=True,
 )
+@needs_registry
 def test_the_default_providers_registry_download_hanging_ends_within_the_timeout(
     isolated: Path, alarm: bool
 ) -> None:
@@ -327,6 +329,7 @@ def test_the_default_providers_registry_download_hanging_ends_within_the_timeout
     assert err == f"error: no response from g4f's provider registry within {TIMEOUT} s\n"
 
 
+@needs_registry
 def test_the_default_provider_offline_fails_at_once_naming_the_registry(isolated: Path) -> None:
     """A refused registry download ends the run at once, not after --timeout (60 s here), before main() has
     begun: nothing on stdout, one error line that names the registry. The bound is generous: it includes the

@@ -261,6 +261,21 @@ def test_a_timeout_error_of_the_provider_itself_passes_through_unchanged(fake: F
     assert str(caught.value) == "provider's own"
 
 
+def test_a_cancelled_call_prints_what_came_and_the_final_line_then_raises_cancelled_error(
+    fake: Fake, capsys: Capture
+) -> None:
+    async def cancel_after_two_pieces() -> None:
+        task = asyncio.create_task(messages_stream.main())
+        await asyncio.sleep(0.2)  # "Hel" and "lo" have come; the rest would take another 30 s
+        task.cancel()
+        await task
+
+    fake(chunk("Hel"), chunk("lo"), Sleep(30), chunk("never"))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancel_after_two_pieces())
+    assert capsys.readouterr().out == "Hello" + final_line("Hello")
+
+
 def test_main_leaves_signals_and_timers_as_it_found_them(fake: Fake) -> None:
     def host_handler(signum: int, frame: object) -> None:
         raise AssertionError("the host's alarm rang during the test")
@@ -786,7 +801,7 @@ def test_a_heartbeat_that_comes_after_the_run_rings_unheard(fake: Fake, monkeypa
     async def slow_close() -> None:
         await asyncio.sleep(0.3)  # three heartbeats, one every 0.1 s
 
-    monkeypatch.setattr(g4f.requests, "close_shared_connectors", slow_close)
+    monkeypatch.setattr(g4f.requests, "close_shared_connectors", slow_close, raising=False)  # 8.5.0 on
     fake(chunk("ok"), last())
     assert messages_stream.cli(["hi", "--timeout", "0.4"]) == 0
     assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # re-armed after main() had returned...
