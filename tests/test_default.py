@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import error_lines, final_line, needs_registry, run_script, since
+from conftest import closed_port, error_lines, final_line, needs_registry, run_script, since
 from standin import HOSTS, REGISTRY_URL, internet
 
 from messages_stream import PROMPT
@@ -169,7 +168,6 @@ def test_registry_failure_names_the_registry(isolated: Path, mode: str) -> None:
 @since(8, 8, 0, needs="g4f.config.get_cache_dir(), which says where g4f keeps the day's list")
 def test_registry_cached_broken_heals_by_itself(isolated: Path, mode: str) -> None:
     """g4f would read the broken copy all day; the script must not let it, so the next run just works."""
-    cached = isolated / "cache" / ".models" / datetime.today().strftime("%Y-%m-%d") / "providers.json"
     with internet(registry=mode) as net:
         broken = run_script(home=isolated, **net.env())
         assert (broken.code, broken.out, broken.err) == (1, "", NO_USABLE_LIST + "\n")
@@ -178,7 +176,21 @@ def test_registry_cached_broken_heals_by_itself(isolated: Path, mode: str) -> No
     assert (healed.code, healed.err) == (0, "")
     assert healed.out == COPILOT + final_line(COPILOT)
     assert net.seen.count("GET g4f.dev/dist/js/providers.json") == 2  # downloaded again, not read from cache
+    [cached] = isolated.rglob("providers.json")  # wherever g4f keeps it
     assert '"default"' in cached.read_text(encoding="utf-8")  # and g4f cached the healthy one
+
+
+def test_the_days_list_stays_cached_when_what_failed_was_not_the_registry(isolated: Path) -> None:
+    """Only a failure of the registry itself drops g4f's copy of the day's list: after a provider's silence,
+    or a base URL's refusal, the next run reads the list from g4f's cache instead of downloading it again."""
+    with internet(copilot="hang") as net, closed_port() as port:
+        silent = run_script("--timeout", str(TIMEOUT), home=isolated, **net.env())
+        refused = run_script("--provider", f"http://127.0.0.1:{port}/v1", home=isolated, **net.env())
+        net.copilot = "text"
+        again = run_script(home=isolated, **net.env())
+    assert (silent.code, refused.code, again.code) == (1, 1, 0), (silent.err, refused.err, again.err)
+    assert again.out == COPILOT + final_line(COPILOT)
+    assert net.seen.count("GET g4f.dev/dist/js/providers.json") == 1  # once, then read from g4f's cache
 
 
 @needs_no_browser

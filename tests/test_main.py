@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -709,49 +708,6 @@ def test_a_broken_pipe_in_the_provider_is_its_failure_not_a_reader_gone(fake: Fa
     assert messages_stream.cli(["hi", "--provider", "SomeProvider"]) == 1
     out, err = capfd.readouterr()  # at the level of file descriptors: stdout must not have been swapped
     assert (out, err) == ("Hi" + final_line("Hi"), "error: SomeProvider failed: [Errno 32] Broken pipe\n")
-
-
-def cached_list(home: Path) -> Path:
-    """g4f's copy of the day's provider list, where g4f's own code puts it (a tiny file stands in for it)."""
-    path = Path(g4f.config.get_cache_dir(), ".models", date.today().strftime("%Y-%m-%d"), "providers.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('{"providers": {"default": {}}}', encoding="utf-8")
-    assert path.is_relative_to(home)  # conftest's G4F_CACHE_DIR: never the developer's own
-    return path
-
-
-needs_cache_dir = pytest.mark.skipif(
-    not hasattr(g4f.config, "get_cache_dir"), reason="this g4f caches no provider list (no get_cache_dir)"
-)
-
-
-@needs_cache_dir
-def test_a_provider_list_that_failed_to_load_is_forgotten(
-    monkeypatch: Patch, capsys: Capture, isolated: Path
-) -> None:
-    cached = cached_list(isolated)
-
-    def broken() -> None:
-        raise requests.JSONDecodeError("Expecting value", "<html>", 0)
-
-    monkeypatch.setattr(messages_stream, "load_provider_list", broken)
-    assert messages_stream.cli(["hi"]) == 1
-    assert capsys.readouterr() == (
-        "",
-        "error: g4f's provider registry sent no usable list of providers; try again later\n",
-    )
-    assert not cached.exists()
-
-
-@needs_cache_dir
-@pytest.mark.parametrize("provider", ["SomeProvider", ""], ids=["named-provider", "default-path"])
-def test_the_days_provider_list_stays_when_the_failure_is_not_the_registrys(
-    fake: Fake, isolated: Path, provider: str
-) -> None:
-    cached = cached_list(isolated)
-    fake(chunk("Hi"), RuntimeError("boom"))
-    assert messages_stream.cli(["hi", "--provider", provider]) == 1
-    assert cached.exists()
 
 
 def block(seconds: float) -> None:
