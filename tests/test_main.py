@@ -765,6 +765,17 @@ def test_a_heartbeat_that_comes_after_the_run_rings_unheard(fake: Fake, monkeypa
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
+def test_without_setitimer_a_silence_still_ends_the_command_with_one_error_line(
+    fake: Fake, monkeypatch: Patch, capsys: Capture
+) -> None:
+    fake(chunk("Hel"), Sleep(0.53), chunk("never"))
+    with monkeypatch.context() as patch:
+        patch.delattr(signal, "setitimer")  # as on Windows: asyncio's timeout in main() alone ends it
+        assert messages_stream.cli(["hi", "--timeout", "0.5"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("Hel" + final_line("Hel"), "error: no response from the provider within 0.5 s\n")
+
+
 def test_without_setitimer_there_is_no_alarm_and_the_stream_still_works(
     fake: Fake, monkeypatch: Patch
 ) -> None:
