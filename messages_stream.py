@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 
 async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
                provider: str | None = None, timeout: float = TIMEOUT) -> str:
-    """Stream the answer to `prompt` (a user message, or a list of messages); print and return it.
+    """Stream the answer to `prompt` (a user message, or a list of them); print and return it.
     What arrived is always printed. Then it raises TimeoutError after `timeout` s of silence,
-    ValueError if no text came, or g4f's own error. Copy to_provider() too. Unless `provider` is
-    a base URL, g4f's look-ups block the loop, untimed. Close g4f's connections once, at exit."""
+    ValueError if no text came, or g4f's error. Copy end_reasoning() and to_provider() too.
+    Without a base URL, g4f's look-ups block the loop untimed. Close g4f's connections at exit."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     text = reasoning = ""
     try:
@@ -49,7 +49,7 @@ async def main(prompt: str | list[dict[str, str]] = PROMPT, model: str = MODEL,
 
 
 def end_reasoning(reasoning: str, text: str) -> None:
-    """End the reasoning's line on stderr, so that what follows starts a line of its own."""
+    """Before the answer starts (or the final line, if it never did), end the reasoning's line."""
     if reasoning and not text and not reasoning.endswith("\n"):
         print(file=sys.stderr, flush=True)
 
