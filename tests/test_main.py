@@ -679,6 +679,18 @@ def test_cli_passes_its_options_to_main(monkeypatch: Patch) -> None:
     assert g4f_debug.logging is True  # --debug: g4f's own log is on
 
 
+def test_verbose_shows_who_answered_and_no_other_librarys_info_records(
+    fake: Fake, monkeypatch: Patch, capsys: Capture
+) -> None:
+    # As in a process of its own: no handler on the root logger yet (pytest puts its own there).
+    monkeypatch.setattr(logging.root, "handlers", [])  # and the handler cli() adds goes with this list
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+    other = logging.getLogger("some.library")
+    fake(chunk("Hi"), Call(lambda: other.info("a library's own news")), last())
+    assert messages_stream.cli(["hi", "-v", "--provider", "SomeProvider"]) == 0
+    assert capsys.readouterr().err == "FakeProvider answered with fake-model\n"
+
+
 def test_cli_waits_60_s_for_a_chunk_and_leaves_the_provider_to_g4f_by_default(
     monkeypatch: Patch, loaded: list[str]
 ) -> None:
