@@ -48,6 +48,7 @@ ORDER = [
     "tests/test_faults.py",
     "tests/test_default.py",
     "tests/test_hosts.py",
+    "tests/test_g4f_bugs.py",
 ]
 SWAP = {
     "and": "or",

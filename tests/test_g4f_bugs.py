@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import g4f.config
 import g4f.requests
 import pytest
 from conftest import WAIT, clean_env, needs_registry
@@ -125,3 +126,11 @@ def test_g4f_raises_unbound_local_error_for_a_page_without_data_lines() -> None:
         with pytest.raises(UnboundLocalError):
             asyncio.run(stream(server.url))
         assert messages_stream.found_no_data(UnboundLocalError("x"))  # what the script then says instead
+
+
+def test_each_workaround_does_nothing_on_a_g4f_without_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an older g4f (8.0.5 has neither), the workarounds find nothing to do, and say nothing."""
+    monkeypatch.delattr(g4f.config, "get_cache_dir", raising=False)
+    monkeypatch.delattr(g4f.requests, "close_shared_connectors", raising=False)
+    messages_stream.forget_provider_list()  # no AttributeError: nothing to forget
+    asyncio.run(messages_stream.close_connections())  # nothing to close
