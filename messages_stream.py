@@ -108,7 +108,7 @@ async def close_connections() -> None:
         await g4f.requests.close_shared_connectors()
 
 def found_no_data(error: Exception) -> bool:
-    """g4f raises UnboundLocalError when a 200 response has no `data:` line (seen on 7.9.6 to 8.8.6)."""
+    """g4f raises UnboundLocalError when a 200 response has no `data:` line (seen on 7.8.0 to 8.8.6)."""
     return isinstance(error, UnboundLocalError)
 
 def stop(code: int | str) -> None:
