@@ -129,7 +129,7 @@ def test_g4f_raises_unbound_local_error_for_a_page_without_data_lines() -> None:
 
 
 def test_each_workaround_does_nothing_on_a_g4f_without_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On an older g4f (before 8.5.0 it has neither name), the workarounds find nothing to do, and say nothing."""
+    """On a g4f without these names (neither before 8.5.0), the workarounds do nothing, and say nothing."""
     monkeypatch.delattr(g4f.config, "get_cache_dir", raising=False)
     monkeypatch.delattr(g4f.requests, "close_shared_connectors", raising=False)
     messages_stream.forget_provider_list()  # no AttributeError: nothing to forget
