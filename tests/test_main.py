@@ -512,7 +512,7 @@ def test_each_kind_of_failure_is_one_plain_line_that_says_where(
     assert messages_stream.describe(error, where) == f"error: {line}"
 
 
-def test_shown_keeps_the_error_of_a_write_that_failed(fake: Fake) -> None:
+def test_shown_keeps_the_error_of_a_write_that_failed() -> None:
     for isatty in (lambda: False, lambda: True):  # a file or a pipe, and a terminal
         with open("/dev/full", "w") as full:  # a full disk
             full.isatty = isatty  # type: ignore[method-assign]
